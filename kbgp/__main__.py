@@ -1,0 +1,3 @@
+from kbgp.cli import main
+
+raise SystemExit(main())
