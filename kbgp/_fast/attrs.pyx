@@ -167,8 +167,8 @@ cdef class PathAttributes:
         self.origin = -1 if origin is None else int(origin)
         if self.origin > 2:
             raise ValueError(f"ORIGIN {origin} is not 0, 1 or 2")
-        self.as_path = None if as_path is None else tuple(
-            (int(t), tuple(int(a) for a in asns)) for t, asns in as_path)
+        self.as_path = None if as_path is None else _canonical_path(
+            [(int(t), tuple(int(a) for a in asns)) for t, asns in as_path])
         self.next_hop = None if next_hop is None else str(ipaddress.IPv4Address(next_hop))
         self.med = None if med is None else int(med)
         self.local_pref = None if local_pref is None else int(local_pref)
@@ -205,10 +205,18 @@ cdef class PathAttributes:
             ipv6_extended_communities=self.ipv6_extended_communities,
             large_communities=self.large_communities, unknown=self.unknown)
 
-    cpdef bytes key(self):
-        """Canonical bytes of the set: the 4-octet AS wire encoding plus the MP next hop."""
+    cpdef tuple key(self):
+        """Every attribute's value in one tuple: equal sets have equal keys."""
         if self._key is None:
-            self._key = _mp_nh_bytes(self.mp_next_hop) + b"\x00" + encode_attributes(self, True)
+            self._key = (self.origin, self.as_path, self.next_hop, self.med, self.local_pref,
+                         self.atomic_aggregate, self.aggregator, self.communities,
+                         self.originator_id, self.cluster_list, self.mp_next_hop,
+                         self.extended_communities, self.ipv6_extended_communities,
+                         self.large_communities,
+                         # The Partial bit is set whenever an unknown attribute is passed
+                         # on, so it does not tell two sets apart.
+                         tuple([(f | F_PARTIAL, c, v) for f, c, v in self.unknown])
+                         if self.unknown else ())
         return self._key
 
     def __eq__(self, other):
@@ -311,7 +319,7 @@ def parse_large_community(str text):
     return tuple(int(p) for p in parts)
 
 
-cdef bytes _mp_nh_bytes(tuple nh):
+cdef bytes _mp_nh_bytes(nh):
     return b"".join([ipaddress.ip_address(a).packed for a in nh])
 
 
@@ -583,8 +591,23 @@ cdef object _decode_as_path(const uint8_t* p, Py_ssize_t start, Py_ssize_t end, 
         total += count
         if total > max_len:
             return f"more than {max_len} ASNs"
-        segs.append((stype, tuple(asns)))
-    return tuple(segs)
+        segs.append((stype, asns))
+    return _canonical_path(segs)
+
+
+cdef tuple _canonical_path(list segs):
+    """Join consecutive AS_SEQUENCE (or AS_CONFED_SEQUENCE) segments: the wire
+    splits runs longer than 255 ASNs, the meaning is one sequence."""
+    # (wraparound is off in this module: no negative indexes.)
+    cdef list out = []
+    cdef Py_ssize_t last
+    for t, asns in segs:
+        last = len(out) - 1
+        if last >= 0 and t == out[last][0] and (t == 2 or t == 3):
+            out[last] = (t, out[last][1] + tuple(asns))
+        else:
+            out.append((t, tuple(asns)))
+    return tuple(out)
 
 
 cdef int _path_count(tuple path):
@@ -620,7 +643,7 @@ cdef tuple _merge_as4(tuple as_path, tuple as4_path):
         else:
             out.append((t, asns))
     out.extend(as4_path)
-    return tuple(out)
+    return _canonical_path(out)
 
 
 cdef PathAttributes _decode_values(const uint8_t* p, bytes body, Py_ssize_t astart, Py_ssize_t aend,

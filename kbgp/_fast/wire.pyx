@@ -241,10 +241,25 @@ cdef class PrefixArray:
         return iter(self.to_strings())
 
     def keys(self):
-        """IPv4 only: the packed keys ((address << 8) | length) as a list of ints."""
-        if self.afi != 1:
-            raise ValueError("keys() is for IPv4 arrays")
-        return [self.v4[i] for i in range(self.n)]
+        """The prefixes as integers: IPv4 (address << 8) | length, IPv6
+        (address << 8) | length with the 128-bit address.  One Python int per
+        prefix: for the RIB's Python tables and tests, not the codec's loops."""
+        if self.afi == 1:
+            return [self.v4[i] for i in range(self.n)]
+        return [((<object>self.v6[i].hi << 72) | (<object>self.v6[i].lo << 8) | self.v6[i].plen)
+                for i in range(self.n)]
+
+    @staticmethod
+    def from_keys(int afi, keys):
+        """The inverse of keys()."""
+        cdef PrefixArray arr = PrefixArray(afi, len(keys))
+        for k in keys:
+            if afi == 1:
+                arr.push4(<uint32_t>(k >> 8), k & 0xff)
+            else:
+                arr.push6(<uint64_t>((k >> 72) & 0xffffffffffffffff), <uint64_t>((k >> 8) & 0xffffffffffffffff),
+                          k & 0xff)
+        return arr
 
     def append(self, prefix):
         """Append a prefix given as text or an ipaddress network."""
