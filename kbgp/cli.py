@@ -95,6 +95,80 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def cmd_speaker(args: argparse.Namespace) -> int:
+    from kbgp.config import load_speaker_config
+    from kbgp.errors import ConfigError
+    from kbgp.speaker import run_speaker
+
+    _setup_logging(args.log_level)
+    try:
+        config = load_speaker_config(args.config)
+    except ConfigError as exc:
+        print(f"kbgp speaker: {exc}", file=sys.stderr)
+        return 2
+    import logging
+
+    for warning in config.warnings:
+        logging.getLogger("kbgp.config").warning("%s", warning)
+    try:
+        return run_speaker(config, args.control_socket)
+    except OSError as exc:
+        print(f"kbgp speaker: {exc}", file=sys.stderr)
+        return 1
+
+
+def _control(args: argparse.Namespace, req: dict) -> dict | None:
+    from kbgp.control import request
+    from kbgp.errors import KbgpError
+
+    try:
+        return request(args.control_socket, req)
+    except KbgpError as exc:
+        print(f"kbgp {args.command}: {exc}", file=sys.stderr)
+        return None
+    except OSError as exc:
+        print(f"kbgp {args.command}: {args.control_socket}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+
+
+def cmd_neighbors(args: argparse.Namespace) -> int:
+    answer = _control(args, {"cmd": "neighbors"})
+    if answer is None:
+        return 1
+    rows = answer["neighbors"]
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    print(f"{'NEIGHBOR':<26} {'AS':>10} {'STATE':<12} {'UPTIME':>9} {'RCVD':>7} {'ACPT':>7} {'ADV':>7}  INFO")
+    for r in rows:
+        print(f"{r['address']:<26} {r['asn']:>10} {r['state']:<12} {r['uptime']:>9.0f} {r['received']:>7} "
+              f"{r['accepted']:>7} {r['advertised']:>7}  {r['last_error']}")
+    return 0
+
+
+def cmd_rib(args: argparse.Namespace) -> int:
+    answer = _control(args, {"cmd": "rib", "family": args.family})
+    if answer is None:
+        return 1
+    rows = answer["routes"]
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    print(f"   {'PREFIX':<30} {'NEXT HOP':<26} {'FROM':<20} AS PATH")
+    for r in rows:
+        mark = "*>" if r["best"] else "* "
+        path = " ".join(str(a) for a in r["as_path"]) or "-"
+        print(f"{mark} {r['prefix']:<30} {str(r['next_hop']):<26} {str(r['neighbor'] or 'local'):<20} {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kbgp", description="BGP agent for Kubernetes nodes")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -114,6 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extended-message", action="store_true",
                    help="accept messages up to 65535 bytes (RFC 8654 negotiated)")
     p.set_defaults(func=cmd_decode)
+
+    from kbgp.control import DEFAULT_CONTROL_SOCKET
+
+    p = sub.add_parser("speaker", help="run the standalone BGP speaker from a YAML configuration")
+    p.add_argument("--config", required=True, help="the speaker's YAML (or JSON) configuration file")
+    p.add_argument("--control-socket", default=DEFAULT_CONTROL_SOCKET,
+                   help=f"where to listen for kbgp neighbors/rib (default {DEFAULT_CONTROL_SOCKET})")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_speaker)
+
+    p = sub.add_parser("neighbors", help="list the neighbors of a running kbgp")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--control-socket", default=DEFAULT_CONTROL_SOCKET)
+    p.set_defaults(func=cmd_neighbors)
+
+    p = sub.add_parser("rib", help="show the routes of a running kbgp")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--family", choices=["ipv4", "ipv6"], help="one address family (default: both)")
+    p.add_argument("--control-socket", default=DEFAULT_CONTROL_SOCKET)
+    p.set_defaults(func=cmd_rib)
     return parser
 
 
