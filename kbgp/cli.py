@@ -169,6 +169,16 @@ def cmd_rib(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refresh(args: argparse.Namespace) -> int:
+    answer = _control(args, {"cmd": "refresh", "neighbor": args.neighbor})
+    if answer is None:
+        return 1
+    if not answer.get("ok"):
+        print(f"kbgp refresh: {args.neighbor} is not an established neighbor", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kbgp", description="BGP agent for Kubernetes nodes")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -208,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", choices=["ipv4", "ipv6"], help="one address family (default: both)")
     p.add_argument("--control-socket", default=DEFAULT_CONTROL_SOCKET)
     p.set_defaults(func=cmd_rib)
+
+    p = sub.add_parser("refresh", help="ask a neighbor to send its routes again (ROUTE-REFRESH, RFC 2918)")
+    p.add_argument("neighbor", help="the neighbor's address")
+    p.add_argument("--control-socket", default=DEFAULT_CONTROL_SOCKET)
+    p.set_defaults(func=cmd_refresh)
     return parser
 
 

@@ -9,7 +9,10 @@ Everything runs on one uvloop event loop; nothing here blocks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import ipaddress
+import os
 import logging
 import signal
 import time
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 NO_EXPORT = WELL_KNOWN_COMMUNITY_VALUES["no-export"]
 NO_ADVERTISE = WELL_KNOWN_COMMUNITY_VALUES["no-advertise"]
 FAMILIES = (IPV4_UNICAST, IPV6_UNICAST)
+MAX_PREFIX_RESTART = 60.0
 
 
 @dataclass(slots=True)
@@ -49,6 +53,7 @@ class Peer:
     eor_sent: set[Family] = field(default_factory=set)
     eor_wait: set[Family] = field(default_factory=set)
     gr_timer: asyncio.TimerHandle | None = None
+    defer: set[Family] = field(default_factory=set)
     md5_failures_at_start: int = 0
 
     @property
@@ -68,6 +73,10 @@ class Speaker:
         self.stopping = asyncio.Event()
         self.cluster_id = config.effective_cluster_id
         self.control: Any = None
+        # RFC 4724: the Restart State bit only after a real restart, i.e. when
+        # the previous run did not shut down cleanly (its marker is still there).
+        self.marker = f"{control_socket}.running" if control_socket else None
+        self.restarting = bool(self.marker and os.path.exists(self.marker))
 
     # -------------------------------------------------------------- life
 
@@ -85,6 +94,14 @@ class Speaker:
             await self.stop()
 
     async def start(self) -> None:
+        if self.marker:
+            os.makedirs(os.path.dirname(os.path.abspath(self.marker)), exist_ok=True)
+            with open(self.marker, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        if self.restarting:
+            log.info("the previous run did not stop cleanly: restarting with the Restart State bit set")
+        if self.config.kernel:
+            log.warning("kernel: true is accepted, but this version does not write routes to the kernel yet")
         for addr in self.config.listen:
             await self.listener.listen(addr.address, addr.port)
             log.info("listening on %s", addr)
@@ -107,6 +124,9 @@ class Speaker:
         self.listener.close()
         if self.control is not None:
             await self.control.stop()
+        if self.marker:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.marker)
 
     def add_peer(self, n: NeighborConfig) -> Peer:
         settings = LocalSettings(
@@ -117,6 +137,7 @@ class Speaker:
             peer_asn=n.asn,
             graceful_restart=self.config.graceful_restart.enabled,
             restart_time=self.config.graceful_restart.restart_time,
+            restarting=self.restarting and self.config.graceful_restart.enabled,
         )
         session = Session(settings, passive=n.passive, connect_retry=float(self.config.connect_retry),
                           table=self.table, password_set=bool(n.password), name=n.address)
@@ -213,6 +234,17 @@ class Speaker:
                                             lambda: self._sweep_all(peer))
         peer.adj_out = AdjOut()
         peer.eor_sent = set()
+        if peer.session.settings.restarting:
+            # Later sessions of this run are not restarts (RFC 4724 4.1).
+            peer.session.settings = dataclasses.replace(peer.session.settings, restarting=False)
+            if n.graceful_restart:
+                # Restarting speaker: wait for the peer's End-of-RIB (our routes
+                # are still in its RIB as stale) before sending ours, bounded by
+                # the restart time (RFC 4724 4.1 selection deferral).
+                peer.defer = set(n.families)
+                loop = asyncio.get_running_loop()
+                loop.call_later(self.config.graceful_restart.restart_time, lambda: self._undefer(peer, None))
+                return
         for fam in sorted(n.families):
             self._send_full(peer, fam)
 
@@ -238,6 +270,14 @@ class Speaker:
         for fam, keys in self.rib.drop_source(peer.key).items():
             self._changed(fam, keys)
 
+    def _undefer(self, peer: Peer, fam: Family | None) -> None:
+        """Send what a restarting speaker held back, for one family or all."""
+        if peer.negotiated is None:
+            return
+        for f in sorted(peer.defer if fam is None else peer.defer & {fam}):
+            peer.defer.discard(f)
+            self._send_full(peer, f)
+
     def _sweep(self, peer: Peer, fam: Family) -> None:
         for f, keys in self.rib.sweep_stale(peer.key, fam).items():
             for k in keys:
@@ -260,6 +300,7 @@ class Speaker:
             if fam in peer.eor_wait:
                 peer.eor_wait.discard(fam)
                 self._sweep(peer, fam)  # type: ignore[arg-type]
+            self._undefer(peer, fam)  # type: ignore[arg-type]
             return
         withdrawn: dict[Family, list[int]] = {}
         if len(u.withdrawn):
@@ -288,9 +329,27 @@ class Speaker:
             peer.received.setdefault(fam, set()).update(keys)
             if accept:
                 self._changed(fam, self.rib.announce(peer.key, fam, keys, u.attr_id))
+                if self._over_limit(peer, fam):
+                    return
             else:
                 # Rejected (policy or a loop): an earlier path from this peer must not linger.
                 self._changed(fam, self.rib.withdraw(peer.key, fam, keys))
+
+    def _over_limit(self, peer: Peer, fam: Family) -> bool:
+        """max-prefixes (counted after import policy): Cease 6/1 with AFI, SAFI and
+        the limit (RFC 4486 4), routes dropped, the session stays down for a minute."""
+        limit = peer.config.max_prefixes
+        if not limit or self.rib.received(peer.key, fam) <= limit or peer.link is None:
+            return False
+        log.error("peer=%s sent more than %d %s prefixes: closing (max-prefixes)", peer.key, limit,
+                  family_name(*fam))
+        data = fam[0].to_bytes(2, "big") + bytes([fam[1]]) + limit.to_bytes(4, "big")
+        peer.link.stop(CeaseSubcode.MAXIMUM_PREFIXES_REACHED, "", data)
+        peer.session.last_error = f"more than {limit} {family_name(*fam)} prefixes (max-prefixes): down for 60 s"
+        self._drop_routes(peer)
+        link = peer.link
+        asyncio.get_running_loop().call_later(MAX_PREFIX_RESTART, lambda: link.closed or link.start())
+        return True
 
     def _loop_free(self, peer: Peer, pa: PathAttributes) -> bool:
         if pa is None:
@@ -411,8 +470,13 @@ class Speaker:
 
     def _refresh_requested(self, peer: Peer, e: RefreshRequested) -> None:
         fam = (e.afi, e.safi)
-        if e.subtype != RouteRefreshSubtype.REQUEST:
-            return  # BoRR/EoRR from the peer: the demarcation of its own re-advertisement
+        if e.subtype == RouteRefreshSubtype.BEGIN:
+            # RFC 7313 4: the peer re-advertises this family; what it does not repeat goes at EoRR.
+            self.rib.mark_stale(peer.key, fam)
+            return
+        if e.subtype == RouteRefreshSubtype.END:
+            self._sweep(peer, fam)
+            return
         n = peer.negotiated
         if n is None or fam not in n.families:
             return

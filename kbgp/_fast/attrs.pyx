@@ -467,8 +467,11 @@ cdef class _Errors:
         self.strongest = H_NONE
 
     cdef void add(self, int subcode, int handling, int attr, str reason):
+        item = (ErrorCode.UPDATE_MESSAGE, subcode, handling, attr, reason)
         if len(self.items) < MAX_ERRORS:
-            self.items.append((ErrorCode.UPDATE_MESSAGE, subcode, handling, attr, reason))
+            self.items.append(item)
+        elif handling > self.strongest:
+            self.items[MAX_ERRORS - 1] = item  # the list is capped, the strongest stays in it
         if handling > self.strongest:
             self.strongest = handling
 
@@ -509,6 +512,11 @@ cdef int _walk(const uint8_t* p, Py_ssize_t astart, Py_ssize_t aend, DecodeConte
                      f"attribute {code} of length {vlen} runs {vstart + vlen - aend} bytes past the attributes")
             break
         w.nattrs += 1
+        if (code == A_MP_REACH or code == A_MP_UNREACH) and (flags & (F_OPTIONAL | F_TRANSITIVE | F_PARTIAL)) != F_OPTIONAL:
+            # RFC 7606 3c: flags that contradict the definition (optional,
+            # non-transitive) make the attribute malformed; its NLRI can still
+            # be located, so treat-as-withdraw (RFC 7606 5.3 needs no reset).
+            errs.add(E_ATTR_FLAGS, H_TAW, code, f"attribute {code} flags 0x{flags:02x} conflict")
         if code == A_MP_REACH:
             if w.reach_start >= 0:
                 raise _reset(E_MALFORMED_ATTR_LIST, "MP_REACH_NLRI appears more than once (RFC 7606 3g)")
@@ -812,8 +820,10 @@ cdef PathAttributes _decode_values(const uint8_t* p, bytes body, Py_ssize_t asta
         a.unknown = tuple(unknown)
     # RFC 6793 4.2.3: rebuild the path from an OLD speaker's AS_PATH and AS4_PATH.
     if not ctx.asn4:
-        if a.aggregator is not None and a.aggregator[0] != AS_TRANS:
-            pass  # AGGREGATOR from a 2-octet aggregator: AS4_PATH and AS4_AGGREGATOR are ignored
+        if as4_aggr is not None and a.aggregator is not None and a.aggregator[0] != AS_TRANS:
+            # RFC 6793 4.2.3: AS4_AGGREGATOR with an AGGREGATOR that is not AS_TRANS
+            # (a 2-octet speaker aggregated): AS4_AGGREGATOR and AS4_PATH are ignored.
+            pass
         else:
             if as4_aggr is not None:
                 a.aggregator = as4_aggr
@@ -926,7 +936,7 @@ def decode_update(body, DecodeContext ctx=None, AttrTable table=None):
                 u.attr_id = -1
             return u
     attrs = _decode_values(p, b, astart, aend, ctx, &w, errs, has_nlri4, announces)
-    if not announces and errs.strongest >= H_TAW:
+    if not announces and errs.strongest >= H_TAW and w.nattrs > (1 if w.unreach_start >= 0 else 0):
         # RFC 7606 5.2: attributes but no reachable NLRI: only attribute discard
         # may soften an error, anything stronger resets the session.
         worst = max(errs.items, key=lambda e: e[2])

@@ -298,8 +298,8 @@ cdef class PrefixArray:
         cdef uint64_t hi, lo, step
         cdef Py_ssize_t k
         if net.version == 4:
-            if plen == 0 or count > (1 << plen):
-                raise ValueError("not enough prefixes of that length")
+            if plen == 0 or int(net.network_address) + count * (1 << (32 - plen)) > (1 << 32):
+                raise ValueError(f"{count} prefixes of length {plen} from {first} run past 255.255.255.255")
             a4 = int(net.network_address)
             step4 = <uint32_t>1 << (32 - plen)
             for k in range(count):
@@ -311,6 +311,8 @@ cdef class PrefixArray:
             lo = v & 0xffffffffffffffff
             if plen == 0 or plen > 64:
                 raise ValueError("IPv6 sequences take prefix lengths 1..64")
+            if (v >> (128 - net.prefixlen)) + count > (1 << net.prefixlen):  # Python ints: no overflow
+                raise ValueError(f"{count} prefixes of length {plen} from {first} run past the address space")
             step = (<uint64_t>1) << (64 - plen)
             for k in range(count):
                 arr.push6(hi, 0, plen)

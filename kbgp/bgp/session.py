@@ -206,11 +206,11 @@ class Session:
         return self._begin(now)
 
     def stop(self, now: float, subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
-             message: str = "") -> list:
+             message: str = "", data: bytes = b"") -> list:
         """ManualStop (event 2): Cease with the given subcode (RFC 4486), RFC 9003 text."""
         self.enabled = False
-        data = shutdown_communication(message) if message and subcode in (
-            CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, CeaseSubcode.ADMINISTRATIVE_RESET) else b""
+        if message and subcode in (CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, CeaseSubcode.ADMINISTRATIVE_RESET):
+            data = shutdown_communication(message)
         err = bgp_error(ErrorCode.CEASE, subcode, data, Handling.SESSION_RESET,
                         message or "stopped by the operator")
         out: list = []

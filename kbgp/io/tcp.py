@@ -9,6 +9,7 @@ are not configured neighbours are closed before a byte is read.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import logging
 import socket
@@ -16,13 +17,30 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kbgp.bgp.session import CancelConnect, Close, Connect, Send, Session
+from kbgp.bgp.session import CancelConnect, Close, Connect, Down, Send, Session
 from kbgp.io import sockopts
 
 log = logging.getLogger(__name__)
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+# Queued UPDATE buffers are runs of whole messages; pump() writes at most
+# about CHUNK bytes at a time and cuts only at message boundaries, so a
+# KEEPALIVE written between two writes never lands inside an UPDATE.
+CHUNK = 1 << 20
+
+
+def whole_messages(data: bytes, limit: int) -> int:
+    """Length of the longest run of whole BGP messages at the start of data
+    that fits in limit bytes (at least one message)."""
+    pos = 0
+    end = len(data)
+    while pos < end:
+        length = int.from_bytes(data[pos + 16:pos + 18], "big")
+        if pos and pos + length > limit:
+            break
+        pos += length
+    return pos
 
 
 def normalise_address(text: str) -> str:
@@ -105,7 +123,7 @@ class PeerLink:
         self.connect_task: asyncio.Task | None = None
         self.timer_handle: asyncio.TimerHandle | None = None
         self.closed = False
-        self.writable_callbacks: list[Callable[[], None]] = []
+        self.pending: collections.deque[bytes] = collections.deque()
 
     # ------------------------------------------------------------- effects
 
@@ -127,6 +145,8 @@ class PeerLink:
                     self.connect_task.cancel()
                     self.connect_task = None
             else:
+                if isinstance(e, Down):
+                    self.pending.clear()  # what was queued for the old session is void
                 self.on_effect(self, e)
         self._rearm()
 
@@ -150,8 +170,8 @@ class PeerLink:
     def start(self) -> None:
         self.apply(self.session.start(time.monotonic()))
 
-    def stop(self, subcode: int, message: str = "") -> None:
-        self.apply(self.session.stop(time.monotonic(), subcode, message))
+    def stop(self, subcode: int, message: str = "", data: bytes = b"") -> None:
+        self.apply(self.session.stop(time.monotonic(), subcode, message, data))
 
     def shutdown(self) -> None:
         """Forget the peer: cancel timers and attempts, abort what is left."""
@@ -165,7 +185,30 @@ class PeerLink:
                 p.transport.close()
 
     def send(self, data: bytes) -> None:
-        self.apply(self.session.send(data))
+        """Queue UPDATE bytes.  They are written only while the connection's
+        buffer is under its high-water mark, so a slow peer holds back its own
+        UPDATEs and nothing else, and a KEEPALIVE (written directly by the
+        session) never waits behind more than HIGH_WATER bytes of table."""
+        if data:
+            self.pending.append(data)
+            self.pump()
+
+    def pump(self) -> None:
+        while self.pending and self.write_buffer_size() < HIGH_WATER:
+            chunk = self.pending.popleft()
+            if len(chunk) > CHUNK:
+                cut = whole_messages(chunk, CHUNK)
+                if cut < len(chunk):
+                    self.pending.appendleft(chunk[cut:])
+                    chunk = chunk[:cut]
+            before = self.session.established
+            self.apply(self.session.send(chunk))
+            if before is None:
+                self.pending.clear()
+                return
+
+    def drop_pending(self) -> None:
+        self.pending.clear()
 
     def write_buffer_size(self) -> int:
         c = self.session.established
@@ -175,9 +218,7 @@ class PeerLink:
         return proto.transport.get_write_buffer_size() if proto.transport else 0
 
     def writable(self) -> None:
-        callbacks, self.writable_callbacks = self.writable_callbacks, []
-        for cb in callbacks:
-            cb()
+        self.pump()
 
     # --------------------------------------------------------- connections
 

@@ -106,12 +106,15 @@ class Rib:
 
     # ------------------------------------------------- graceful restart
 
-    def mark_stale(self, source: str) -> int:
-        """RFC 4724 helper: keep the source's routes, marked stale."""
+    def mark_stale(self, source: str, family: Family | None = None) -> int:
+        """Keep the source's routes (one family or all), marked stale: RFC 4724
+        helper, or RFC 7313 BoRR."""
         fams = self.adj_in.get(source, {})
         marks = self.stale.setdefault(source, {})
         n = 0
         for fam, table in fams.items():
+            if family is not None and fam != family:
+                continue
             marks[fam] = set(table)
             n += len(table)
         return n
@@ -151,18 +154,13 @@ class Rib:
 
     def _best(self, family: Family, key: int) -> Best | None:
         best: Best | None = None
-        best_rank = None
         for skey, fams in self.adj_in.items():
             aid = fams.get(family, {}).get(key)
             if aid is None:
                 continue
             cand = Best(self.sources[skey], aid)
-            if best is None:
-                best, best_rank = cand, None
-                continue
-            if self.prefer(cand, best):
+            if best is None or self.prefer(cand, best):
                 best = cand
-        del best_rank
         return best
 
     def prefer(self, a: Best, b: Best) -> bool:
