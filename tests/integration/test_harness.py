@@ -7,6 +7,7 @@ skips with the reason otherwise.
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -24,7 +25,9 @@ def _nothing_left_behind():
     first = len(Daemon.instances)
     yield
     ours = Daemon.instances[first:]
-    leftover_ns = [n for n in list_netns() if n.startswith(PREFIX)]
+    # Only this process's namespaces: another test run may be using its own.
+    mine = f"{PREFIX}{os.getpid()}-"
+    leftover_ns = [n for n in list_netns() if n.startswith(mine)]
     leftover_procs = leftover_processes(ours)
     print(f"\nintegration harness self-test: {time.monotonic() - started:.1f} s, "
           f"{len(ours)} daemons")
