@@ -150,8 +150,6 @@ class Speaker:
         self.peers[n.address] = peer
         if n.password:
             self.listener.set_password(n.address, n.password)
-        if n.min_ttl:
-            self.listener.set_min_ttl(n.min_ttl)
         peer.link.start()
         return peer
 

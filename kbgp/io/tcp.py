@@ -263,10 +263,16 @@ class PeerLink:
             return
         sock: socket.socket | None = proto.transport.get_extra_info("socket") if proto.transport else None
         if sock is not None and proto.inbound:
+            # The listener is shared by every neighbour, so per-neighbour TTL and
+            # GTSM (RFC 5082) go on the accepted socket: from here on, segments
+            # from further away than ttl-security allows are dropped by the kernel.
             try:
                 sockopts.set_ttl(sock, self.ttl)
-            except Exception:  # noqa: BLE001 - TTL is best effort on an accepted socket
-                log.debug("peer=%s could not set TTL on an accepted connection", self.address)
+                if self.min_ttl:
+                    sockopts.set_min_ttl(sock, self.min_ttl)
+            except OSError as exc:
+                log.warning("peer=%s could not set TTL/GTSM on an accepted connection: %s",
+                            self.address, exc.strerror or exc)
         self.protocols.add(proto)
         self.apply(self.session.connection_made(proto, proto.inbound, time.monotonic()))
 
@@ -312,10 +318,6 @@ class Listener:
             fam_ok = sock.family == socket.AF_INET6 or ":" not in peer
             if fam_ok:
                 sockopts.set_tcp_md5(sock, peer, key)
-
-    def set_min_ttl(self, min_ttl: int) -> None:
-        for sock in self.sockets:
-            sockopts.set_min_ttl(sock, min_ttl)
 
     def close(self) -> None:
         for s in self.servers:
