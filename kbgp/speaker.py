@@ -521,6 +521,7 @@ class Speaker:
                 "router_id": n.peer_router_id if n else None,
                 "description": peer.config.description,
                 "stale": sum(len(v) for v in self.rib.stale.get(peer.key, {}).values()),
+                "last_notification": _last_notification(s),
                 "messages": {"in": s.counters.messages_in, "out": s.counters.messages_out},
                 "malformed": dict(s.counters.malformed),
             })
@@ -559,6 +560,14 @@ class Speaker:
                         "stale": self.rib.is_stale(src.key, fam, k),
                     })
         return out
+
+
+def _last_notification(s: Session) -> dict | None:
+    """The last NOTIFICATION received or sent, whichever is newer (kept when a
+    later connect failure replaces last_error)."""
+    if s.last_notification_at is None:
+        return None
+    return dict(s.last_notification_at[1])
 
 
 def run_speaker(config: SpeakerConfig, control_socket: str | None) -> int:

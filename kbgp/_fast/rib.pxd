@@ -90,8 +90,9 @@ cdef class RouteTable:
     cdef char* slots         # cap Slot4 (IPv4) or Slot6 (IPv6)
     cdef int shift           # log2 of the slot size
     # multi-path lists
-    cdef PathList* pool
-    cdef uint32_t pool_n
+    cdef PathList** blocks   # list li is blocks[li >> 16][li & 0xffff]
+    cdef uint32_t nblocks
+    cdef uint32_t pool_n     # lists ever handed out (the free list reuses them)
     cdef uint32_t pool_cap
     cdef uint32_t pool_free
     cdef uint32_t pool_used
@@ -125,6 +126,8 @@ cdef class RouteTable:
     cdef int64_t _list_new(self) except -1
     cdef void _list_free(self, uint32_t li) noexcept nogil
     cdef void _pool_trim(self) noexcept nogil
+    cdef int _pool_grow(self) except -1
+    cdef void _pool_release(self) noexcept nogil
     cdef void _prefetch_list(self, size_t slot) noexcept nogil
     cdef int _list_append(self, PathList* L, Path p) except -1
     cdef void _list_remove(self, PathList* L, uint16_t j) noexcept nogil

@@ -50,6 +50,18 @@ IDLE_HOLD_MAX = 120.0
 STABLE_AFTER = 60.0  # an Established session this old resets the back-off
 
 
+def _count_messages(data: bytes) -> tuple[int, int]:
+    """(messages, UPDATEs) in a run of whole messages."""
+    pos = count = updates = 0
+    end = len(data)
+    while pos + 19 <= end:
+        count += 1
+        if data[pos + 18] == MsgType.UPDATE:
+            updates += 1
+        pos += int.from_bytes(data[pos + 16:pos + 18], "big") or end
+    return count, updates
+
+
 # ------------------------------------------------------------------ effects
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +178,7 @@ class Session:
         self.last_error = ""
         self.last_notification_in: Notification | None = None
         self.last_notification_out: tuple[int, int] | None = None
+        self.last_notification_at: tuple[float, dict] | None = None  # newest either way
         self.counters = Counters()
         self.connect_failures = 0
         self._sent_open: Open | None = None
@@ -334,11 +347,13 @@ class Session:
     # --------------------------------------------------- routing outputs
 
     def send(self, data: bytes) -> list:
-        """UPDATE bytes (already encoded) for the Established connection."""
+        """Whole messages (already encoded, usually UPDATEs) for the Established connection."""
         c = self.established
         if c is None or not data:
             return []
-        self.counters.updates_out += 1
+        count, updates = _count_messages(data)
+        self.counters.updates_out += updates
+        self.counters.messages_out += count - 1  # _send counts one
         return [self._send(c, data)]
 
     def request_refresh(self, afi: int, safi: int) -> list:
@@ -399,6 +414,9 @@ class Session:
             note = decode_notification(body)
             self.counters.notifications_in += 1
             self.last_notification_in = note
+            self.last_notification_at = (now, {"direction": "received", "code": note.code,
+                                               "subcode": note.subcode, "name": note.name,
+                                               "message": note.shutdown_message})
             text = f"peer sent NOTIFICATION {note.name} ({note.code}/{note.subcode})"
             if note.shutdown_message:
                 text += f": {note.shutdown_message!r}"
@@ -511,6 +529,8 @@ class Session:
         if notify and err is not None:
             self.counters.notifications_out += 1
             self.last_notification_out = (err.code, err.subcode)
+            self.last_notification_at = (now, {"direction": "sent", "code": err.code, "subcode": err.subcode,
+                                               "name": err.describe(), "message": err.reason})
             out.append(self._send(c, encode_notification(err.code, err.subcode, err.data)))
         out.append(Close(c.cid))
         self._drop(c)

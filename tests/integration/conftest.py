@@ -67,3 +67,20 @@ def daemon_factory(request, netns_factory, tmp_path) -> Iterator[DaemonFactory]:
         if rep is not None and rep.failed:
             print(factory.logs())
         factory.cleanup()
+
+
+@pytest.fixture
+def kbgp_factory(daemon_factory):
+    """``kbgp_factory(netns, router_id, asn, **settings) -> Kbgp``: kbgp's own
+    speaker as one more daemon of ``daemon_factory`` (killed at teardown, its
+    log printed on failure).  SETTINGS go to ``Kbgp.configure`` (listen,
+    hold_time, connect_retry, graceful_restart, log_level).  Skips the test
+    when ``python -m kbgp version`` does not report compiled modules."""
+    from .kbgp_driver import Kbgp
+
+    def make(netns: Netns, router_id: str, asn: int, **settings) -> Kbgp:
+        kb = daemon_factory(Kbgp, netns, router_id, asn)
+        kb.configure(**settings)
+        return kb
+
+    return make
