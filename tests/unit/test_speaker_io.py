@@ -1,0 +1,139 @@
+"""The speaker's socket edge on loopback: unknown sources are refused before
+anything is read, the control socket is private, and queued UPDATEs yield to
+KEEPALIVEs (write back-pressure)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import stat
+
+import pytest
+
+from kbgp._fast.attrs import PathAttributes, encode_attributes, encode_updates
+from kbgp._fast.wire import KEEPALIVE, Framer, PrefixArray
+from kbgp.bgp.capabilities import LocalSettings
+from kbgp.bgp.session import Session
+from kbgp.config import parse_speaker_config
+from kbgp.control import request
+from kbgp.io import tcp
+from kbgp.speaker import Speaker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def speaker_config(port: int) -> dict:
+    return {
+        "router-id": "10.0.0.1",
+        "asn": 65001,
+        "listen": [f"127.0.0.1:{port}"],
+        "neighbors": [{"address": "127.0.0.2", "asn": 65002, "passive": True}],
+    }
+
+
+def test_unknown_source_is_closed_unread_and_logged_once_a_minute(tmp_path, caplog):
+    port = free_port()
+    sock_path = str(tmp_path / "kbgp.sock")
+
+    async def scenario() -> list[bytes]:
+        sp = Speaker(parse_speaker_config(speaker_config(port)), sock_path)
+        await sp.start()
+        got = []
+        try:
+            for _ in range(2):
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", port, local_addr=("127.0.0.3", 0))
+                writer.write(b"\xff" * 16 + b"\x00\x13\x04")  # a KEEPALIVE nobody should read
+                got.append(await asyncio.wait_for(reader.read(4096), 5))
+                writer.close()
+            # Status: the configured neighbour is listed in any state, mode 0600 socket.
+            mode = stat.S_IMODE(os.stat(sock_path).st_mode)
+            assert mode == 0o600, oct(mode)
+            answer = await asyncio.to_thread(request, sock_path, {"cmd": "neighbors"})
+            assert [n["address"] for n in answer["neighbors"]] == ["127.0.0.2"]
+            assert answer["neighbors"][0]["state"] == "active"
+        finally:
+            await sp.stop()
+        return got
+
+    with caplog.at_level(logging.WARNING, logger="kbgp.io.tcp"):
+        got = asyncio.run(scenario())
+    assert got == [b"", b""]  # closed, nothing sent back: no OPEN, no NOTIFICATION
+    refusals = [r for r in caplog.records if "not a configured neighbor" in r.getMessage()]
+    assert len(refusals) == 1 and "127.0.0.3" in refusals[0].getMessage()
+
+
+class SlowTransport:
+    """Stands in for an asyncio transport whose peer stopped reading: it keeps
+    what is written and reports it as unsent until drain() is called."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.unsent = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+        self.unsent += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def drain(self) -> None:
+        self.unsent = 0
+
+
+def test_queued_updates_never_hold_back_a_keepalive():
+    """A 4 MB table for a peer that does not read: PeerLink writes at most
+    HIGH_WATER plus one chunk, cut at message boundaries, so the KEEPALIVE the
+    session writes next is that close to the head of the stream."""
+
+    async def scenario() -> tuple[bytes, int, int]:
+        session = Session(LocalSettings(asn=65001, router_id="10.0.0.1", peer_asn=65002, hold_time=3))
+        link = tcp.PeerLink(session, "127.0.0.2", 179, local_address=None, password=None, ttl=1,
+                            min_ttl=None, on_effect=lambda *_: None)
+        proto = tcp.BgpProtocol(link, inbound=True)
+        transport = SlowTransport()
+        proto.transport = transport  # type: ignore[assignment]
+        session.enabled = True
+        link.apply(session.connection_made(proto, True, 0.0))
+        from kbgp._fast.wire import encode_open
+        from kbgp.bgp.capabilities import local_open
+        peer_open = encode_open(local_open(LocalSettings(asn=65002, router_id="10.0.0.2", hold_time=3)))
+        link.apply(session.data_received(proto, peer_open + KEEPALIVE, 0.0))
+        assert session.established is not None
+        transport.drain()
+        start = len(transport.written)
+        attrs = encode_attributes(PathAttributes(origin=0, as_path=[(2, (65001,))], next_hop="192.0.2.1"))
+        table = encode_updates(PrefixArray.sequence("10.0.0.0/24", 1_000_000), attrs)
+        link.send(table)
+        first_write = len(transport.written) - start
+        # The keepalive timer fires while the peer is still not reading.
+        link.apply(session.timer(1.5))
+        ka_at = transport.written.find(KEEPALIVE, start) - start
+        # The peer reads again: the rest follows.
+        while link.pending:
+            transport.drain()
+            link.writable()
+        link.shutdown()
+        return bytes(transport.written[start:]), first_write, ka_at, len(table)
+
+    stream, first_write, ka_at, table_len = asyncio.run(scenario())
+    assert first_write <= tcp.HIGH_WATER + tcp.CHUNK
+    assert 0 < ka_at <= tcp.HIGH_WATER + tcp.CHUNK
+    assert ka_at == first_write  # right after the first write, between two messages
+    # Everything arrives, as whole messages, with the keepalive between two UPDATEs.
+    msgs = Framer(4096).messages(stream)
+    assert sum(1 for t, _ in msgs if t == 2) == len(Framer(4096).messages(stream[:ka_at] + stream[ka_at + 19:]))
+    assert len(stream) == table_len + len(KEEPALIVE)
+    assert [t for t, _ in msgs].count(4) == 1
