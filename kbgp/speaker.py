@@ -80,13 +80,15 @@ class Speaker:
 
     # -------------------------------------------------------------- life
 
-    async def run(self) -> None:
+    async def run(self, config_path: str | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 loop.add_signal_handler(sig, self.stopping.set)
             except (NotImplementedError, RuntimeError):
                 pass
+        if config_path:
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.reload_file(config_path))
         await self.start()
         try:
             await self.stopping.wait()
@@ -153,12 +155,50 @@ class Speaker:
         peer.link.start()
         return peer
 
-    def remove_peer(self, address: str) -> None:
+    def reload_file(self, path: str) -> None:
+        from kbgp.config import load_speaker_config
+        from kbgp.errors import ConfigError
+
+        try:
+            new = load_speaker_config(path)
+        except ConfigError as exc:
+            log.error("reload refused, the running configuration stays: %s", exc)
+            return
+        self.reconfigure(new)
+
+    def reconfigure(self, new: SpeakerConfig) -> None:
+        """Apply a changed configuration: new neighbours start, removed ones get
+        Cease 6/3 (peer de-configured), changed ones are reset with 6/6 (other
+        configuration change).  Changes of router-id, asn, listen or originate
+        need a restart and are refused with a message."""
+        old = self.config
+        fixed = ("router_id", "asn", "listen", "originate", "cluster_id", "graceful_restart")
+        changed = [f for f in fixed if getattr(old, f) != getattr(new, f)]
+        if changed:
+            log.error("reload refused: %s cannot change without a restart", ", ".join(changed))
+            return
+        self.config = new
+        before = {n.address: n for n in old.neighbors}
+        after = {n.address: n for n in new.neighbors}
+        for address in before.keys() - after.keys():
+            log.info("peer=%s removed from the configuration", address)
+            self.remove_peer(address)
+        for address, n in after.items():
+            if address not in before:
+                log.info("peer=%s added to the configuration", address)
+                self.add_peer(n)
+            elif before[address] != n:
+                log.info("peer=%s configuration changed: resetting the session", address)
+                self.remove_peer(address, CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
+                self.add_peer(n)
+
+    def remove_peer(self, address: str, subcode: int = CeaseSubcode.PEER_DECONFIGURED) -> None:
         """A de-configured neighbour: Cease 6/3, its routes go at once."""
         peer = self.peers.pop(address, None)
         if peer is None or peer.link is None:
             return
-        peer.link.stop(CeaseSubcode.PEER_DECONFIGURED)
+        peer.link.stop(subcode)
+        # shutdown() closes the transport after the NOTIFICATION is written.
         peer.link.shutdown()
         if peer.config.password:
             self.listener.set_password(address, None)
@@ -574,7 +614,7 @@ def run_speaker(config: SpeakerConfig, control_socket: str | None) -> int:
     import uvloop
 
     async def main() -> None:
-        await Speaker(config, control_socket).run()
+        await Speaker(config, control_socket).run(config.source if config.source != "<config>" else None)
 
     uvloop.run(main())
     return 0

@@ -137,3 +137,53 @@ def test_queued_updates_never_hold_back_a_keepalive():
     assert sum(1 for t, _ in msgs if t == 2) == len(Framer(4096).messages(stream[:ka_at] + stream[ka_at + 19:]))
     assert len(stream) == table_len + len(KEEPALIVE)
     assert [t for t, _ in msgs].count(4) == 1
+
+
+def test_reload_resets_changed_and_deconfigures_removed_neighbors(tmp_path):
+    pa, pb = free_port(), free_port()
+
+    def cfg(router_id, asn, listen, peer, peer_asn, peer_port, hold=90):
+        return parse_speaker_config({
+            "router-id": router_id, "asn": asn, "listen": [listen], "connect-retry": 1,
+            "neighbors": [{"address": peer, "asn": peer_asn, "port": peer_port, "local-address": listen.split(":")[0],
+                           "hold-time": hold}]})
+
+    a_cfg = cfg("10.0.0.1", 65001, f"127.0.0.1:{pa}", "127.0.0.2", 65002, pb)
+    b_cfg = cfg("10.0.0.2", 65002, f"127.0.0.2:{pb}", "127.0.0.1", 65001, pa)
+
+    async def until(cond, what, timeout=10.0):
+        for _ in range(int(timeout / 0.05)):
+            if cond():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    async def scenario():
+        a = Speaker(a_cfg, str(tmp_path / "a.sock"))
+        b = Speaker(b_cfg, str(tmp_path / "b.sock"))
+        await a.start()
+        await b.start()
+        try:
+            bs = lambda: b.peers["127.0.0.1"].session  # noqa: E731
+            await until(lambda: bs().state.value == "established", "the session")
+            # hold-time changed: reset with Cease 6/6, and the session comes back.
+            a.reconfigure(cfg("10.0.0.1", 65001, f"127.0.0.1:{pa}", "127.0.0.2", 65002, pb, hold=30))
+            await until(lambda: bs().last_notification_in is not None, "Cease 6/6")
+            note = bs().last_notification_in
+            assert (note.code, note.subcode) == (6, 6)
+            await until(lambda: bs().state.value == "established", "the session again")
+            assert bs().negotiated.hold_time == 30
+            # neighbour removed: Cease 6/3, and it stays down.
+            a.reconfigure(parse_speaker_config({"router-id": "10.0.0.1", "asn": 65001,
+                                                "listen": [f"127.0.0.1:{pa}"]}))
+            await until(lambda: (bs().last_notification_in.code, bs().last_notification_in.subcode) == (6, 3),
+                        "Cease 6/3")
+            assert "127.0.0.2" not in a.peers
+            # A change that needs a restart is refused; the running config stays.
+            a.reconfigure(parse_speaker_config({"router-id": "10.0.0.9", "asn": 65001}))
+            assert a.config.router_id == "10.0.0.1"
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(scenario())
