@@ -185,8 +185,18 @@ cdef class PathAttributes:
             parse_large_community(c) if isinstance(c, str) else tuple(int(x) for x in c)
             for c in large_communities)
         self.unknown = tuple((int(f) & 0xe0, int(c), bytes(v)) for f, c, v in unknown)
+        for f, c, _v in self.unknown:
+            # Only optional transitive attributes are carried (non-transitive ones are dropped).
+            if f & 0xc0 != 0xc0:
+                raise ValueError(f"unknown attribute {c}: flags 0x{f:02x} are not optional transitive")
+        for t, asns in self.as_path or ():
+            if not asns or t < 1 or t > 4:
+                raise ValueError(f"AS_PATH segment ({t}, {asns}) is empty or of an unknown type")
         self._key = None
-        encode_attributes(self)  # validates every value fits its field
+        try:
+            encode_attributes(self)  # validates every value fits its field
+        except OverflowError as exc:
+            raise ValueError(f"a path attribute value does not fit its field: {exc}") from None
 
     def replace(self, **changes):
         """A copy with some attributes changed (the policy engine's tool)."""
@@ -858,6 +868,20 @@ cdef tuple _mp_next_hop(const uint8_t* p, Walk* w):
     return nh
 
 
+cdef bint _mp_next_hop_martian(const uint8_t* p, Walk* w):
+    """The global next hop is unspecified, multicast, or (IPv4) a martian."""
+    cdef const uint8_t* nh = p + w.reach_nh
+    cdef int k
+    if w.reach_nh_len == 4:
+        return _martian4(rd32(nh))
+    if nh[0] == 0xff:
+        return True  # ff00::/8 multicast
+    for k in range(16):
+        if nh[k]:
+            return False
+    return True  # ::
+
+
 def decode_update(body, DecodeContext ctx=None, AttrTable table=None):
     """UPDATE body (after the header) -> Update.
 
@@ -936,13 +960,16 @@ def decode_update(body, DecodeContext ctx=None, AttrTable table=None):
                 u.attr_id = -1
             return u
     attrs = _decode_values(p, b, astart, aend, ctx, &w, errs, has_nlri4, announces)
+    if w.reach_start >= 0 and not w.reach_ignored:
+        attrs.mp_next_hop = _mp_next_hop(p, &w)
+        if u.mp_nlri is not None and u.mp_nlri.n and _mp_next_hop_martian(p, &w):
+            errs.add(E_INVALID_NEXT_HOP, H_TAW, A_MP_REACH,
+                     f"MP_REACH_NLRI next hop {attrs.mp_next_hop[0]} is not a unicast address")
     if not announces and errs.strongest >= H_TAW and w.nattrs > (1 if w.unreach_start >= 0 else 0):
         # RFC 7606 5.2: attributes but no reachable NLRI: only attribute discard
         # may soften an error, anything stronger resets the session.
         worst = max(errs.items, key=lambda e: e[2])
         raise _reset(worst[1], f"{worst[4]}, in an UPDATE without reachable NLRI (RFC 7606 5.2)")
-    if w.reach_start >= 0 and not w.reach_ignored:
-        attrs.mp_next_hop = _mp_next_hop(p, &w)
     u.attrs = attrs
     u.errors = tuple(errs.items)
     u.handling = errs.strongest
