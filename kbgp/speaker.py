@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbgp._fast.attrs import AttrTable, PathAttributes, encode_attributes, encode_end_of_rib, encode_updates, mp_next_hop_bytes
-from kbgp._fast.wire import PrefixArray
+from kbgp._fast.wire import PrefixArray, encode_route_refresh
 from kbgp.bgp.capabilities import LocalSettings, Negotiated
 from kbgp.bgp.constants import WELL_KNOWN_COMMUNITY_VALUES, CeaseSubcode, RouteRefreshSubtype
 from kbgp.bgp.messages import IPV4_UNICAST, IPV6_UNICAST, Family, family_name
@@ -28,13 +28,14 @@ from kbgp.bgp.session import Down, Received, RefreshRequested, Session, Up
 from kbgp.config import NeighborConfig, OriginateConfig, SpeakerConfig
 from kbgp.io.sockopts import tcp_md5_counters
 from kbgp.io.tcp import Listener, PeerLink, normalise_address
-from kbgp.rib.table import LOCAL, AdjOut, Best, Rib, Source
+from kbgp._fast.rib import Changes, RouteTable, group_by_attr
 
 log = logging.getLogger(__name__)
 
 NO_EXPORT = WELL_KNOWN_COMMUNITY_VALUES["no-export"]
 NO_ADVERTISE = WELL_KNOWN_COMMUNITY_VALUES["no-advertise"]
 FAMILIES = (IPV4_UNICAST, IPV6_UNICAST)
+LOCAL_SRC = 0
 MAX_PREFIX_RESTART = 60.0
 
 
@@ -45,10 +46,16 @@ class Peer:
     config: NeighborConfig
     session: Session
     link: PeerLink | None = None
-    adj_out: AdjOut = field(default_factory=AdjOut)
-    received: dict[Family, set[int]] = field(default_factory=dict)
+    src: int = 0  # this neighbour's source index in the route tables
+    # What the neighbour was told (Adj-RIB-Out, one source: 0) and what its
+    # import policy refused (kept to count "received"), per family.
+    adj_out: dict[Family, RouteTable] = field(default_factory=dict)
+    rejected: dict[Family, RouteTable] = field(default_factory=dict)
     negotiated: Negotiated | None = None
-    source: Source | None = None
+    rr_client: bool = False
+    # From the last OPEN; kept while the session is down so stale routes keep their standing.
+    ibgp: bool = False
+    router_id: str = "0.0.0.0"
     local_address: str = ""
     eor_sent: set[Family] = field(default_factory=set)
     eor_wait: set[Family] = field(default_factory=set)
@@ -66,7 +73,12 @@ class Speaker:
         self.config = config
         self.control_socket = control_socket
         self.table = AttrTable()
-        self.rib = Rib(self.table)
+        # Loc-RIB and every Adj-RIB-In: one C prefix table per family (kbgp/_fast/rib).
+        self.tables = {fam: RouteTable(fam[0]) for fam in FAMILIES}
+        for t in self.tables.values():
+            t.set_source(LOCAL_SRC, local=True)
+        self.sources: dict[int, Peer | None] = {LOCAL_SRC: None}
+        self.ranked: set[int] = set()
         self.peers: dict[str, Peer] = {}
         self.listener = Listener(self._route_inbound)
         self.started = time.monotonic()
@@ -143,7 +155,10 @@ class Speaker:
         )
         session = Session(settings, passive=n.passive, connect_retry=float(self.config.connect_retry),
                           table=self.table, password_set=bool(n.password), name=n.address)
-        peer = Peer(n, session)
+        peer = Peer(n, session, src=self._new_source(), rr_client=n.route_reflector_client)
+        self.sources[peer.src] = peer
+        for t in self.tables.values():
+            t.set_source(peer.src)  # declared now; its details come with the OPEN
         ibgp_guess = n.asn == self.config.asn
         peer.link = PeerLink(
             session, n.address, n.port, local_address=n.local_address, password=n.password,
@@ -203,6 +218,22 @@ class Speaker:
         if peer.config.password:
             self.listener.set_password(address, None)
         self._drop_routes(peer)
+        self.sources.pop(peer.src, None)
+
+    def _new_source(self) -> int:
+        i = 1
+        while i in self.sources:
+            i += 1
+        return i
+
+    def _rank(self, attr_id: int) -> int:
+        """Declare an attribute set's decision-process ranks to the tables, once."""
+        if attr_id not in self.ranked:
+            pa = self.table[attr_id]
+            for t in self.tables.values():
+                t.set_attr_from(attr_id, pa)
+            self.ranked.add(attr_id)
+        return attr_id
 
     def _route_inbound(self, source: str) -> PeerLink | None:
         peer = self.peers.get(source)
@@ -214,10 +245,8 @@ class Speaker:
         for o in self.config.originate:
             fam = o.family
             net = ipaddress.ip_network(o.prefix)
-            key = PrefixArray.from_strings([str(net)]).keys()[0]
-            aid = self.table.intern(self._origin_attrs(o))
-            self.rib.announce(LOCAL.key, fam, [key], aid)
-            self.rib.decide(fam, [key])
+            aid = self._rank(self.table.intern(self._origin_attrs(o)))
+            self.tables[fam].update(LOCAL_SRC, PrefixArray.from_strings([str(net)]), aid, None)
 
     def _origin_attrs(self, o: OriginateConfig) -> PathAttributes:
         path = ()
@@ -250,9 +279,11 @@ class Speaker:
         peer.negotiated = n
         conn = peer.session.established
         peer.local_address = conn.cid.local_address if conn is not None else ""
-        peer.source = Source(peer.key, asn=n.peer_asn, router_id=n.peer_router_id, ibgp=n.ibgp,
-                             rr_client=peer.config.route_reflector_client)
-        self.rib.set_source(peer.source)
+        peer.ibgp = n.ibgp
+        peer.router_id = n.peer_router_id
+        for t in self.tables.values():
+            t.set_source(peer.src, ibgp=n.ibgp, router_id=n.peer_router_id,
+                         address=int(ipaddress.ip_address(peer.key)), rr_client=peer.rr_client)
         log.info("peer=%s state=established asn=%d families=%s", peer.key, n.peer_asn,
                  ",".join(family_name(*f) for f in sorted(n.families)))
         if peer.gr_timer is not None:
@@ -261,7 +292,7 @@ class Speaker:
         # RFC 4724 4.2: families the peer no longer preserves lose their stale routes now;
         # the others wait for End-of-RIB (bounded by the stale timer).
         peer.eor_wait = set()
-        for fam in list(self.rib.stale.get(peer.key, {})):
+        for fam in [f for f, t in self.tables.items() if t.stale_count(peer.src)]:
             if fam in n.families and n.peer_forwarding_preserved(fam):
                 peer.eor_wait.add(fam)
             else:
@@ -270,7 +301,7 @@ class Speaker:
             loop = asyncio.get_running_loop()
             peer.gr_timer = loop.call_later(self.config.graceful_restart.stale_time,
                                             lambda: self._sweep_all(peer))
-        peer.adj_out = AdjOut()
+        peer.adj_out = {fam: self._out_table(fam) for fam in n.families}
         peer.eor_sent = set()
         if peer.session.settings.restarting:
             # Later sessions of this run are not restarts (RFC 4724 4.1).
@@ -290,9 +321,10 @@ class Speaker:
         log.info("peer=%s state=down reason=%s graceful=%s", peer.key, e.reason, e.graceful)
         n = peer.negotiated
         peer.negotiated = None
-        peer.adj_out = AdjOut()
-        if e.graceful and n is not None and n.peer_graceful_restart is not None and self.rib.adj_in.get(peer.key):
-            count = self.rib.mark_stale(peer.key)
+        peer.adj_out = {}
+        if e.graceful and n is not None and n.peer_graceful_restart is not None and any(
+                t.received(peer.src) for t in self.tables.values()):
+            count = sum(t.mark_stale(peer.src) for t in self.tables.values())
             restart = n.peer_graceful_restart.restart_time or self.config.graceful_restart.restart_time
             log.info("peer=%s graceful restart: keeping %d routes as stale for %d s", peer.key, count, restart)
             loop = asyncio.get_running_loop()
@@ -304,9 +336,9 @@ class Speaker:
         if peer.gr_timer is not None:
             peer.gr_timer.cancel()
             peer.gr_timer = None
-        peer.received = {}
-        for fam, keys in self.rib.drop_source(peer.key).items():
-            self._changed(fam, keys)
+        peer.rejected = {}
+        for fam, t in self.tables.items():
+            self._changed(fam, t.drop_source(peer.src))
 
     def _undefer(self, peer: Peer, fam: Family | None) -> None:
         """Send what a restarting speaker held back, for one family or all."""
@@ -317,15 +349,13 @@ class Speaker:
             self._send_full(peer, f)
 
     def _sweep(self, peer: Peer, fam: Family) -> None:
-        for f, keys in self.rib.sweep_stale(peer.key, fam).items():
-            for k in keys:
-                peer.received.get(f, set()).discard(k)
-            self._changed(f, keys)
+        self._changed(fam, self.tables[fam].sweep_stale(peer.src))
 
     def _sweep_all(self, peer: Peer) -> None:
         peer.gr_timer = None
-        for fam in list(self.rib.stale.get(peer.key, {})):
-            self._sweep(peer, fam)
+        for fam, t in self.tables.items():
+            if t.stale_count(peer.src):
+                self._sweep(peer, fam)
 
     # -------------------------------------------------------------- import
 
@@ -340,44 +370,56 @@ class Speaker:
                 self._sweep(peer, fam)  # type: ignore[arg-type]
             self._undefer(peer, fam)  # type: ignore[arg-type]
             return
-        withdrawn: dict[Family, list[int]] = {}
+        # Prefixes stay in the UPDATE's C arrays all the way into the tables.
+        withdrawn: dict[Family, list[PrefixArray]] = {}
+        announced: dict[Family, list[PrefixArray]] = {}
         if len(u.withdrawn):
-            withdrawn[IPV4_UNICAST] = u.withdrawn.keys()
+            withdrawn.setdefault(IPV4_UNICAST, []).append(u.withdrawn)
         if u.mp_withdrawn is not None and len(u.mp_withdrawn):
-            withdrawn.setdefault((u.mp_withdrawn.afi, 1), []).extend(u.mp_withdrawn.keys())
-        announced: dict[Family, list[int]] = {}
+            withdrawn.setdefault((u.mp_withdrawn.afi, 1), []).append(u.mp_withdrawn)
         if len(u.nlri):
-            announced[IPV4_UNICAST] = u.nlri.keys()
+            announced.setdefault(IPV4_UNICAST, []).append(u.nlri)
         if u.mp_nlri is not None and len(u.mp_nlri):
-            announced.setdefault((u.mp_nlri.afi, 1), []).extend(u.mp_nlri.keys())
+            announced.setdefault((u.mp_nlri.afi, 1), []).append(u.mp_nlri)
         if u.treat_as_withdraw:
-            for fam, keys in announced.items():
-                withdrawn.setdefault(fam, []).extend(keys)
+            for fam, arrays in announced.items():
+                withdrawn.setdefault(fam, []).extend(arrays)
             announced = {}
             log.warning("peer=%s UPDATE treated as withdraw: %s", peer.key, u.error[4] if u.error else "")
-        for fam, keys in withdrawn.items():
-            got = peer.received.get(fam)
-            if got:
-                got.difference_update(keys)
-            self._changed(fam, self.rib.withdraw(peer.key, fam, keys))
+        for fam, arrays in withdrawn.items():
+            if fam not in self.tables:
+                continue
+            for arr in arrays:
+                self._changed(fam, self.tables[fam].update(peer.src, None, -1, arr))
+                if fam in peer.rejected:
+                    peer.rejected[fam].update(0, None, -1, arr)
         if not announced:
             return
         accept = peer.config.effective_import(n.ibgp) == "accept" and self._loop_free(peer, u.attrs)
-        for fam, keys in announced.items():
-            peer.received.setdefault(fam, set()).update(keys)
-            if accept:
-                self._changed(fam, self.rib.announce(peer.key, fam, keys, u.attr_id))
-                if self._over_limit(peer, fam):
-                    return
-            else:
-                # Rejected (policy or a loop): an earlier path from this peer must not linger.
-                self._changed(fam, self.rib.withdraw(peer.key, fam, keys))
+        aid = self._rank(u.attr_id) if accept else -1
+        for fam, arrays in announced.items():
+            if fam not in self.tables:
+                continue
+            rejected = peer.rejected.get(fam)
+            for arr in arrays:
+                if accept:
+                    self._changed(fam, self.tables[fam].update(peer.src, arr, aid, None))
+                    if rejected is not None:
+                        rejected.update(0, None, -1, arr)
+                else:
+                    # Refused (policy or a loop): an earlier path from this peer must not linger.
+                    self._changed(fam, self.tables[fam].update(peer.src, None, -1, arr))
+                    if rejected is None:
+                        rejected = peer.rejected[fam] = self._out_table(fam)
+                    rejected.update(0, arr, 0, None)
+            if accept and self._over_limit(peer, fam):
+                return
 
     def _over_limit(self, peer: Peer, fam: Family) -> bool:
         """max-prefixes (counted after import policy): Cease 6/1 with AFI, SAFI and
         the limit (RFC 4486 4), routes dropped, the session stays down for a minute."""
         limit = peer.config.max_prefixes
-        if not limit or self.rib.received(peer.key, fam) <= limit or peer.link is None:
+        if not limit or self.tables[fam].received(peer.src) <= limit or peer.link is None:
             return False
         log.error("peer=%s sent more than %d %s prefixes: closing (max-prefixes)", peer.key, limit,
                   family_name(*fam))
@@ -403,74 +445,87 @@ class Speaker:
 
     # -------------------------------------------------------------- export
 
-    def _changed(self, fam: Family, keys: list[int]) -> None:
-        if not keys:
-            return
-        changes = self.rib.decide(fam, keys)
-        if not changes:
+    def _out_table(self, fam: Family) -> RouteTable:
+        """A one-source table: a neighbour's Adj-RIB-Out, or what its import policy refused."""
+        t = RouteTable(fam[0])
+        t.set_source(0)
+        t.set_attr(0)
+        return t
+
+    def _changed(self, fam: Family, changes: Changes) -> None:
+        """Best paths changed: tell every established neighbour what it should now hold."""
+        if not len(changes):
             return
         for peer in self.peers.values():
             n = peer.negotiated
             if n is None or fam not in n.families or fam not in peer.eor_sent:
                 continue
-            desired = {k: self._export(peer, fam, new) for k, _old, new in changes}
-            self._send_diff(peer, fam, desired)
+            self._advertise(peer, fam, changes)
 
     def _send_full(self, peer: Peer, fam: Family) -> None:
-        desired = {k: self._export(peer, fam, best) for k, best in self.rib.loc.get(fam, {}).items()}
-        self._send_diff(peer, fam, desired)
+        self._advertise(peer, fam, self.tables[fam].best_routes())
         if peer.link is not None:
             peer.link.send(encode_end_of_rib(*fam))
         peer.eor_sent.add(fam)
 
-    def _send_diff(self, peer: Peer, fam: Family, desired: dict[int, int | None]) -> None:
+    def _advertise(self, peer: Peer, fam: Family, routes: Any) -> None:
+        """Group routes by the attributes this neighbour gets, diff them against
+        its Adj-RIB-Out, and send only the difference, packed."""
         n = peer.negotiated
         if n is None or peer.link is None:
             return
-        announce, withdraw = peer.adj_out.diff(fam, desired)
+        pairs = routes.pairs() if isinstance(routes, Changes) else set(zip(routes[1], routes[2]))
+        mapping = {(src, aid): self._export(peer, fam, src, aid) for src, aid in pairs}
+        groups, withdraw = group_by_attr(routes, mapping)
+        told = peer.adj_out.setdefault(fam, self._out_table(fam))
         out = []
-        if withdraw:
-            out.append(encode_updates(withdraw=PrefixArray.from_keys(fam[0], withdraw),
-                                      max_size=n.max_message_size))
-        for aid, keys in announce.items():
+        if len(withdraw):
+            gone = told.update(0, None, -1, withdraw)
+            if len(gone):
+                out.append(encode_updates(withdraw=gone.prefixes, max_size=n.max_message_size))
+        for aid, prefixes in groups.items():
+            told.set_attr(aid)
+            fresh = told.update(0, prefixes, aid, None)
+            if not len(fresh):
+                continue
             pa = self.table[aid]
             try:
                 attrs = encode_attributes(pa.replace(mp_next_hop=()), n.asn4)
                 nh = mp_next_hop_bytes(pa.mp_next_hop) if fam != IPV4_UNICAST or (
                     pa.next_hop is None and pa.mp_next_hop) else b""
-                out.append(encode_updates(PrefixArray.from_keys(fam[0], keys), attrs, mp_next_hop=nh,
-                                          max_size=n.max_message_size))
+                out.append(encode_updates(fresh.prefixes, attrs, mp_next_hop=nh, max_size=n.max_message_size))
             except ValueError as exc:
-                log.error("peer=%s cannot send %d routes: %s", peer.key, len(keys), exc)
-                for k in keys:
-                    peer.adj_out.routes[fam].pop(k, None)
+                log.error("peer=%s cannot send %d routes: %s", peer.key, len(fresh), exc)
+                told.update(0, None, -1, fresh.prefixes)
         if out:
             peer.link.send(b"".join(out))
 
-    def _export(self, peer: Peer, fam: Family, best: Best | None) -> int | None:
+    def _export(self, peer: Peer, fam: Family, src: int, attr_id: int) -> int | None:
         """The attribute id this neighbour should hold for a best route, or None."""
         n = peer.negotiated
-        if best is None or n is None:
+        if src < 0 or n is None:
             return None
-        src = best.source
-        if src.key == peer.key:
+        if src == peer.src:
             return None
-        pa: PathAttributes = self.table[best.attr_id]
+        origin_peer = self.sources.get(src)
+        local = src == LOCAL_SRC
+        src_ibgp = origin_peer is not None and origin_peer.ibgp
+        pa: PathAttributes = self.table[attr_id]
         if NO_ADVERTISE in pa.communities:
             return None
         changes: dict[str, Any] = {}
         if n.ibgp:
-            if src.ibgp and not src.local:
+            if src_ibgp and not local:
                 # RFC 4456 8: reflect client routes to everyone, non-client routes to clients.
-                if not (src.rr_client or peer.config.route_reflector_client):
+                if not (origin_peer.rr_client or peer.rr_client):
                     return None
-                changes["originator_id"] = pa.originator_id or src.router_id
+                changes["originator_id"] = pa.originator_id or origin_peer.router_id
                 changes["cluster_list"] = (self.cluster_id,) + tuple(pa.cluster_list)
             if peer.config.effective_export(True) != "accept":
                 return None
             if pa.local_pref is None:
                 changes["local_pref"] = 100
-            if src.local:
+            if local:
                 changes.update(self._next_hop_self(peer, fam, pa))
         else:
             if peer.config.effective_export(False) != "accept":
@@ -486,12 +541,12 @@ class Speaker:
             changes["local_pref"] = None
             changes["originator_id"] = None
             changes["cluster_list"] = ()
-            if not src.local:
+            if not local:
                 changes["med"] = None  # MED is not passed on to another AS (RFC 4271 5.1.4)
-            if not src.local or (pa.next_hop is None and not pa.mp_next_hop):
+            if not local or (pa.next_hop is None and not pa.mp_next_hop):
                 changes.update(self._next_hop_self(peer, fam, pa, force=True))
         if not changes:
-            return best.attr_id
+            return attr_id
         return self.table.intern(pa.replace(**changes))
 
     def _next_hop_self(self, peer: Peer, fam: Family, pa: PathAttributes, force: bool = False) -> dict:
@@ -508,24 +563,23 @@ class Speaker:
 
     def _refresh_requested(self, peer: Peer, e: RefreshRequested) -> None:
         fam = (e.afi, e.safi)
+        if fam not in self.tables:
+            return
         if e.subtype == RouteRefreshSubtype.BEGIN:
             # RFC 7313 4: the peer re-advertises this family; what it does not repeat goes at EoRR.
-            self.rib.mark_stale(peer.key, fam)
+            self.tables[fam].mark_stale(peer.src)
             return
         if e.subtype == RouteRefreshSubtype.END:
             self._sweep(peer, fam)
             return
         n = peer.negotiated
-        if n is None or fam not in n.families:
+        if n is None or fam not in n.families or peer.link is None:
             return
-        peer.adj_out.routes.pop(fam, None)
-        if n.enhanced_route_refresh and peer.link is not None:
-            from kbgp._fast.wire import encode_route_refresh
+        peer.adj_out[fam] = self._out_table(fam)  # send everything again
+        if n.enhanced_route_refresh:
             peer.link.send(encode_route_refresh(e.afi, e.safi, RouteRefreshSubtype.BEGIN))
-        desired = {k: self._export(peer, fam, best) for k, best in self.rib.loc.get(fam, {}).items()}
-        self._send_diff(peer, fam, desired)
-        if n.enhanced_route_refresh and peer.link is not None:
-            from kbgp._fast.wire import encode_route_refresh
+        self._advertise(peer, fam, self.tables[fam].best_routes())
+        if n.enhanced_route_refresh:
             peer.link.send(encode_route_refresh(e.afi, e.safi, RouteRefreshSubtype.END))
 
     def request_refresh(self, address: str) -> bool:
@@ -545,6 +599,7 @@ class Speaker:
             s = peer.session
             n = peer.negotiated
             last_error = s.last_error
+            accepted = sum(t.received(peer.src) for t in self.tables.values())
             if (peer.config.password and n is None and not last_error
                     and sum(tcp_md5_counters().values()) > peer.md5_failures_at_start):
                 last_error = "no session yet; TCP MD5 authentication is the likely cause (a password is set)"
@@ -554,13 +609,13 @@ class Speaker:
                 "state": s.state.value,
                 "uptime": round(s.uptime(now), 1),
                 "last_error": last_error,
-                "received": sum(len(v) for v in peer.received.values()),
-                "accepted": sum(self.rib.received(peer.key, f) for f in FAMILIES),
-                "advertised": peer.adj_out.count(),
+                "received": accepted + sum(len(t) for t in peer.rejected.values()),
+                "accepted": accepted,
+                "advertised": sum(len(t) for t in peer.adj_out.values()),
                 "capabilities": n.describe() if n else {},
                 "router_id": n.peer_router_id if n else None,
                 "description": peer.config.description,
-                "stale": sum(len(v) for v in self.rib.stale.get(peer.key, {}).values()),
+                "stale": sum(t.stale_count(peer.src) for t in self.tables.values()),
                 "last_notification": _last_notification(s),
                 "messages": {"in": s.counters.messages_in, "out": s.counters.messages_out},
                 "malformed": dict(s.counters.malformed),
@@ -568,20 +623,19 @@ class Speaker:
         return out
 
     def rib_entries(self, family: Family | None = None) -> list[dict]:
+        """Every path of the Adj-RIBs-In with its best flag (for kbgp rib; not a hot path)."""
         out = []
-        for fam in FAMILIES:
+        for fam, table in self.tables.items():
             if family is not None and fam != family:
                 continue
-            candidates: dict[int, list[tuple[Source, int]]] = {}
-            for skey, fams in self.rib.adj_in.items():
-                for k, aid in fams.get(fam, {}).items():
-                    candidates.setdefault(k, []).append((self.rib.sources[skey], aid))
-            loc = self.rib.loc.get(fam, {})
-            for k in sorted(candidates):
-                prefix = PrefixArray.from_keys(fam[0], [k]).prefix(0)
-                best = loc.get(k)
-                for src, aid in candidates[k]:
+            prefixes = set()
+            for src in list(self.sources):
+                arr, _attrs = table.paths_of(src)
+                prefixes.update(arr.to_strings())
+            for prefix in sorted(prefixes, key=lambda p: ipaddress.ip_network(p)):
+                for src, aid, stale, is_best in table.lookup(prefix):
                     pa: PathAttributes = self.table[aid]
+                    origin_peer = self.sources.get(src)
                     nh = pa.next_hop or (pa.mp_next_hop[0] if pa.mp_next_hop else None)
                     out.append({
                         "prefix": prefix,
@@ -595,9 +649,9 @@ class Speaker:
                         "large_communities": [f"{a}:{b}:{c}" for a, b, c in pa.large_communities],
                         "originator_id": pa.originator_id,
                         "cluster_list": list(pa.cluster_list),
-                        "neighbor": None if src.local else src.key,
-                        "best": best is not None and best.source.key == src.key and best.attr_id == aid,
-                        "stale": self.rib.is_stale(src.key, fam, k),
+                        "neighbor": origin_peer.key if origin_peer is not None else None,
+                        "best": bool(is_best),
+                        "stale": bool(stale),
                     })
         return out
 

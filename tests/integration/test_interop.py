@@ -737,3 +737,28 @@ def test_route_refresh_requested_by_kbgp(netns_factory, daemon_factory, kbgp_fac
     assert st1["state"] == "established" and st1["uptime"] >= st0["uptime"]
     assert st1["messages"]["in"] > st0["messages"]["in"]
     assert kb.received_routes("10.62.0.2") == want
+
+
+@pytest.mark.parametrize("multihop", [None, 2], ids=["ebgp-ttl-1", "multihop-ttl-2"])
+def test_ebgp_ttl_one_by_default_multihop_per_neighbor(netns_factory, daemon_factory, kbgp_factory,
+                                                       multihop):
+    """kbgp and BIRD two hops apart, a router namespace between them: with
+    kbgp's default eBGP TTL of 1 its SYNs die at the router and no session
+    comes up; with multihop-ttl 2 the session establishes."""
+    k, r, b = netns_factory("kbgp"), netns_factory("router", forwarding=True), netns_factory("bird")
+    link(k, r, "10.63.0.1", "10.63.0.2")
+    link(r, b, "10.64.0.1", "10.64.0.2")
+    k.add_route("10.64.0.0/24", "10.63.0.2")
+    b.add_route("10.63.0.0/24", "10.64.0.1")
+    kb = kbgp_factory(k, "10.63.0.1", 65080)
+    kb.add_neighbor("10.64.0.2", 65081, families=["ipv4"], multihop=multihop)
+    bird = daemon_factory("bird", b, "10.64.0.2", 65081)
+    bird.add_neighbor("10.63.0.1", 65080, families=["ipv4"], passive=True, multihop=2)
+    bird.start()
+    kb.start()
+    if multihop is None:
+        time.sleep(8)
+        assert kb.session_state("10.64.0.2") != "established"
+        assert bird.session_state("10.63.0.1") != "established"
+    else:
+        established((kb, "10.64.0.2"), (bird, "10.63.0.1"))
