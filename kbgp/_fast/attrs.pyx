@@ -10,9 +10,11 @@ attribute set costs one dictionary lookup and no value parsing.  Prefixes go
 straight from the wire into PrefixArray C arrays.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memmove, memset
+from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.stdlib cimport malloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
 
 from kbgp._fast.wire cimport PrefixArray, rd16, rd32, wr16, wr32, decode_nlri_into, ipv4_str, ipv6_str
 
@@ -343,6 +345,8 @@ cdef class AttrTable:
     cdef list by_id
     cdef dict ids
     cdef dict raw
+    cdef bytes last_key
+    cdef tuple last_hit
     cdef public Py_ssize_t raw_limit
 
     def __init__(self, Py_ssize_t raw_limit=200000):
@@ -473,11 +477,13 @@ cdef class _Errors:
     cdef int strongest
 
     def __cinit__(self):
-        self.items = []
+        self.items = None  # made on the first error: most UPDATEs have none
         self.strongest = H_NONE
 
     cdef void add(self, int subcode, int handling, int attr, str reason):
         item = (ErrorCode.UPDATE_MESSAGE, subcode, handling, attr, reason)
+        if self.items is None:
+            self.items = []
         if len(self.items) < MAX_ERRORS:
             self.items.append(item)
         elif handling > self.strongest:
@@ -897,6 +903,7 @@ def decode_update(body, DecodeContext ctx=None, AttrTable table=None):
     cdef Update u = Update.__new__(Update)
     cdef bint has_nlri4, announces, cacheable
     cdef bytes key = None
+    cdef KeyRanges kr
     cdef PathAttributes attrs
     if ctx is None:
         ctx = DecodeContext()
@@ -910,10 +917,10 @@ def decode_update(body, DecodeContext ctx=None, AttrTable table=None):
     aend = astart + alen
     if aend > n:
         raise _reset(E_MALFORMED_ATTR_LIST, f"total path attribute length {alen} runs past the message")
-    u.withdrawn = PrefixArray(1)
+    u.withdrawn = PrefixArray.__new__(PrefixArray)  # IPv4 (the default); no argument parsing
     if decode_nlri_into(p, 2, 2 + wlen, u.withdrawn, &bad) < 0:
         raise _reset(E_INVALID_NETWORK, f"withdrawn route at offset {bad} is malformed")
-    u.nlri = PrefixArray(1)
+    u.nlri = PrefixArray.__new__(PrefixArray)
     if decode_nlri_into(p, aend, n, u.nlri, &bad) < 0:
         raise _reset(E_INVALID_NETWORK, f"NLRI prefix at offset {bad} is malformed")
     u.mp_withdrawn = None
@@ -949,8 +956,19 @@ def decode_update(body, DecodeContext ctx=None, AttrTable table=None):
         return u
     cacheable = table is not None and errs.strongest == H_NONE
     if cacheable:
-        key = _cache_key(p, astart, aend, &w, ctx, has_nlri4, announces)
-        hit = table.raw.get(key)
+        _key_ranges(astart, aend, &w, ctx, has_nlri4, announces, &kr)
+        hit = None
+        # A table dump sends runs of UPDATEs with one attribute set: compare
+        # with the previous key before building and hashing a new one.
+        if table.last_key is not None and _key_matches(p, &kr, table.last_key):
+            hit = table.last_hit
+        else:
+            key = _key_bytes(p, &kr)
+            cached = PyDict_GetItem(table.raw, key)
+            if cached is not NULL:
+                hit = <tuple>cached
+                table.last_key = key
+                table.last_hit = hit
         if hit is not None:
             u.attr_id = hit[0]
             u.attrs = hit[1]
@@ -971,50 +989,80 @@ def decode_update(body, DecodeContext ctx=None, AttrTable table=None):
         worst = max(errs.items, key=lambda e: e[2])
         raise _reset(worst[1], f"{worst[4]}, in an UPDATE without reachable NLRI (RFC 7606 5.2)")
     u.attrs = attrs
-    u.errors = tuple(errs.items)
+    u.errors = tuple(errs.items) if errs.items else ()
     u.handling = errs.strongest
     if table is not None:
         u.attr_id = table.intern(attrs)
         if cacheable:
             if len(table.raw) >= table.raw_limit:
                 table.raw.clear()
+                table.last_key = None
+            if key is None:
+                key = _key_bytes(p, &kr)
             table.raw[key] = (u.attr_id, attrs, u.errors, u.handling)
+            table.last_key = key
+            table.last_hit = table.raw[key]
         if u.handling >= H_TAW:
             u.attr_id = -1
     return u
 
 
-cdef bytes _cache_key(const uint8_t* p, Py_ssize_t astart, Py_ssize_t aend, Walk* w,
-                      DecodeContext ctx, bint has_nlri4, bint announces):
+cdef struct KeyRanges:
+    # The attribute bytes that make up a cache key: [astart, s1) + [e1, s2) + [e2, aend).
+    uint8_t flags
+    uint16_t max_as_path
+    Py_ssize_t astart, aend, s1, e1, s2, e2, total
+
+
+cdef void _key_ranges(Py_ssize_t astart, Py_ssize_t aend, Walk* w, DecodeContext ctx,
+                      bint has_nlri4, bint announces, KeyRanges* k):
     """The attribute bytes without the NLRI carried inside MP attributes,
     prefixed by what their meaning depends on."""
-    cdef Py_ssize_t total, pos = 0, s1, e1, s2, e2, first, second
-    cdef uint8_t* out
-    cdef bytes key
-    cdef uint8_t flags = <uint8_t>(ctx.flags() | (has_nlri4 << 4) | (announces << 5))
+    k.flags = <uint8_t>(ctx.flags() | (has_nlri4 << 4) | (announces << 5))
+    k.max_as_path = <uint16_t>ctx.max_as_path
+    k.astart = astart
+    k.aend = aend
     # Cut ranges: from each MP attribute keep nothing of MP_UNREACH and only the
     # next-hop part of MP_REACH (its NLRI is not part of the attribute set).
-    s1 = e1 = s2 = e2 = aend
+    k.s1 = k.e1 = k.s2 = k.e2 = aend
     if w.reach_start >= 0:
-        s1 = w.reach_nlri if not w.reach_ignored else w.reach_start
-        e1 = w.reach_end
+        k.s1 = w.reach_nlri if not w.reach_ignored else w.reach_start
+        k.e1 = w.reach_end
     if w.unreach_start >= 0:
-        s2 = w.unreach_start
-        e2 = w.unreach_end
-    if s2 < s1:
-        s1, e1, s2, e2 = s2, e2, s1, e1
-    total = 3 + (aend - astart) - (e1 - s1) - (e2 - s2)
-    key = PyBytes_FromStringAndSize(NULL, total)
-    out = <uint8_t*>PyBytes_AS_STRING(key)
-    out[0] = flags
-    wr16(out + 1, <uint16_t>ctx.max_as_path)
-    pos = 3
-    memcpy(out + pos, p + astart, s1 - astart)
-    pos += s1 - astart
-    memcpy(out + pos, p + e1, s2 - e1)
-    pos += s2 - e1
-    memcpy(out + pos, p + e2, aend - e2)
+        k.s2 = w.unreach_start
+        k.e2 = w.unreach_end
+    if k.s2 < k.s1:
+        k.s1, k.e1, k.s2, k.e2 = k.s2, k.e2, k.s1, k.e1
+    k.total = 3 + (aend - astart) - (k.e1 - k.s1) - (k.e2 - k.s2)
+
+
+cdef bytes _key_bytes(const uint8_t* p, KeyRanges* k):
+    cdef bytes key = PyBytes_FromStringAndSize(NULL, k.total)
+    cdef uint8_t* out = <uint8_t*>PyBytes_AS_STRING(key)
+    cdef Py_ssize_t pos = 3
+    out[0] = k.flags
+    wr16(out + 1, k.max_as_path)
+    memcpy(out + pos, p + k.astart, k.s1 - k.astart)
+    pos += k.s1 - k.astart
+    memcpy(out + pos, p + k.e1, k.s2 - k.e1)
+    pos += k.s2 - k.e1
+    memcpy(out + pos, p + k.e2, k.aend - k.e2)
     return key
+
+
+cdef bint _key_matches(const uint8_t* p, KeyRanges* k, bytes key):
+    """Would _key_bytes give exactly key?  (No allocation, no hashing.)"""
+    cdef const uint8_t* q = <const uint8_t*>PyBytes_AS_STRING(key)
+    cdef Py_ssize_t pos = 3
+    if PyBytes_GET_SIZE(key) != k.total or q[0] != k.flags or rd16(q + 1) != k.max_as_path:
+        return False
+    if memcmp(q + pos, p + k.astart, k.s1 - k.astart):
+        return False
+    pos += k.s1 - k.astart
+    if memcmp(q + pos, p + k.e1, k.s2 - k.e1):
+        return False
+    pos += k.s2 - k.e1
+    return memcmp(q + pos, p + k.e2, k.aend - k.e2) == 0
 
 
 # ----------------------------------------------------------------- encoding
