@@ -113,6 +113,7 @@ class Kbgp(Daemon):
         self.connect_retry: int = 1
         self.graceful_restart: dict[str, Any] | None = None
         self.log_level = "info"
+        self.cluster_id: str | int | None = None
         self.last_exit_codes: list[int | None] = []
         self.route_extra: dict[str, dict[str, Any]] = {}
         self.neighbor_extra: dict[str, dict[str, Any]] = {}
@@ -121,10 +122,13 @@ class Kbgp(Daemon):
     def configure(self, *, listen: Iterable[str] | None = None, hold_time: int | None = None,
                   connect_retry: int | None = None,
                   graceful_restart: dict[str, Any] | None = None,
-                  log_level: str | None = None) -> "Kbgp":
+                  log_level: str | None = None,
+                  cluster_id: str | int | None = None) -> "Kbgp":
         """Global settings (before start()).  LISTEN: "addr:port" strings
         ("[::]:179" accepts IPv4 too).  GRACEFUL_RESTART: the YAML mapping
-        {enabled, restart-time, stale-time}.  CONNECT_RETRY defaults to 1 s
+        {enabled, restart-time, stale-time}.  CLUSTER_ID: the top-level
+        ``cluster-id`` (IPv4 text or integer; unset: kbgp uses its router
+        id).  CONNECT_RETRY defaults to 1 s
         here (kbgp's own default is 5 s) to keep the tests short."""
         if self.running:
             raise RuntimeError(f"{self}: configure() must come before start()")
@@ -138,6 +142,8 @@ class Kbgp(Daemon):
             self.graceful_restart = dict(graceful_restart)
         if log_level is not None:
             self.log_level = log_level
+        if cluster_id is not None:
+            self.cluster_id = cluster_id
         return self
 
     def add_neighbor(self, address: str, asn: int, *, ttl_security: int | None = None,
@@ -194,6 +200,8 @@ class Kbgp(Daemon):
         cfg: dict[str, Any] = {"router-id": self.router_id, "asn": self.asn}
         if self.listen:
             cfg["listen"] = list(self.listen)
+        if self.cluster_id is not None:
+            cfg["cluster-id"] = self.cluster_id
         if self.hold_time is not None:
             cfg["hold-time"] = self.hold_time
         cfg["connect-retry"] = self.connect_retry
