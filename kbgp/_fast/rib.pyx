@@ -397,6 +397,20 @@ cdef class _PairMap:
 
 # ------------------------------------------------------------ route table
 
+cdef void* _grow_zeroed(void* arr, uint32_t* n, uint32_t index, size_t item, uint32_t first) except NULL:
+    """Grow a C array (doubling from first) until index fits; new items are zeroed."""
+    cdef uint32_t newn = n[0] * 2 if n[0] else first
+    cdef void* mem
+    while newn <= index:
+        newn *= 2
+    mem = realloc(arr, newn * item)
+    if mem == NULL:
+        raise MemoryError()
+    memset(<char*>mem + n[0] * item, 0, (newn - n[0]) * item)
+    n[0] = newn
+    return mem
+
+
 cdef class RouteTable:
     """Every path of every prefix of one address family, and the best of each.
 
@@ -444,8 +458,6 @@ cdef class RouteTable:
         or dotted text); address: the neighbour's address as an int (or text),
         the last tie-break; local: originated routes, preferred to all others."""
         cdef SourceInfo* s
-        cdef uint32_t newn
-        cdef void* mem
         if idx < 0 or idx >= MAX_SOURCES:
             raise ValueError(f"source index {idx} out of range 0..{MAX_SOURCES - 1}")
         if not isinstance(address, int):
@@ -453,15 +465,7 @@ cdef class RouteTable:
         if address < 0 or address >= (1 << 128):
             raise ValueError(f"address {address} is not a 128-bit unsigned int")
         if <uint32_t>idx >= self.nsrcs:
-            newn = self.nsrcs * 2 if self.nsrcs else 16
-            while newn <= <uint32_t>idx:
-                newn *= 2
-            mem = realloc(self.srcs, newn * sizeof(SourceInfo))
-            if mem == NULL:
-                raise MemoryError()
-            self.srcs = <SourceInfo*>mem
-            memset(&self.srcs[self.nsrcs], 0, (newn - self.nsrcs) * sizeof(SourceInfo))
-            self.nsrcs = newn
+            self.srcs = <SourceInfo*>_grow_zeroed(self.srcs, &self.nsrcs, idx, sizeof(SourceInfo), 16)
         s = &self.srcs[idx]
         s.router_id = _ip4(router_id)
         s.addr_hi = <uint64_t>((address >> 64) & M64)
@@ -476,20 +480,10 @@ cdef class RouteTable:
                  object originator_id=0, int cluster_len=0):
         """Declare the ranks of attribute set attr_id (an AttrTable id)."""
         cdef AttrRank* r
-        cdef uint32_t newn
-        cdef void* mem
         if attr_id < 0 or attr_id >= 0x7FFFFFFF:
             raise ValueError(f"attr id {attr_id} out of range")
         if <uint32_t>attr_id >= self.nranks:
-            newn = self.nranks * 2 if self.nranks else 64
-            while newn <= <uint32_t>attr_id:
-                newn *= 2
-            mem = realloc(self.ranks, newn * sizeof(AttrRank))
-            if mem == NULL:
-                raise MemoryError()
-            self.ranks = <AttrRank*>mem
-            memset(&self.ranks[self.nranks], 0, (newn - self.nranks) * sizeof(AttrRank))
-            self.nranks = newn
+            self.ranks = <AttrRank*>_grow_zeroed(self.ranks, &self.nranks, attr_id, sizeof(AttrRank), 64)
         r = &self.ranks[attr_id]
         r.local_pref = local_pref
         r.as_path_len = as_path_len
