@@ -154,7 +154,11 @@ def cmd_neighbors(args: argparse.Namespace) -> int:
 
 
 def cmd_rib(args: argparse.Namespace) -> int:
-    answer = _control(args, {"cmd": "rib", "family": args.family})
+    if (args.neighbor is None) != (args.direction is None):
+        print("kbgp rib: --neighbor needs --in or --out, and --in/--out need --neighbor", file=sys.stderr)
+        return 2
+    answer = _control(args, {"cmd": "rib", "family": args.family, "neighbor": args.neighbor,
+                             "direction": args.direction})
     if answer is None:
         return 1
     rows = answer["routes"]
@@ -163,7 +167,7 @@ def cmd_rib(args: argparse.Namespace) -> int:
         return 0
     print(f"   {'PREFIX':<30} {'NEXT HOP':<26} {'FROM':<20} AS PATH")
     for r in rows:
-        mark = "*>" if r["best"] else "* "
+        mark = "*>" if r["best"] else ("  " if r["best"] is None else "* ")
         path = " ".join(str(a) for a in r["as_path"]) or "-"
         print(f"{mark} {r['prefix']:<30} {str(r['next_hop']):<26} {str(r['neighbor'] or 'local'):<20} {path}")
     return 0
@@ -216,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rib", help="show the routes of a running kbgp")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--family", choices=["ipv4", "ipv6"], help="one address family (default: both)")
+    p.add_argument("--neighbor", help="one neighbor's routes (with --in or --out)")
+    way = p.add_mutually_exclusive_group()
+    way.add_argument("--in", dest="direction", action="store_const", const="in",
+                     help="the neighbor's Adj-RIB-In: what it sent and import policy accepted")
+    way.add_argument("--out", dest="direction", action="store_const", const="out",
+                     help="the neighbor's Adj-RIB-Out: what it was sent, with the attributes sent")
     p.add_argument("--control-socket", default=DEFAULT_CONTROL_SOCKET)
     p.set_defaults(func=cmd_rib)
 

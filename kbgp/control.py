@@ -2,7 +2,7 @@
 
 A Unix stream socket, mode 0600 (root only by default): one JSON request per
 line, one JSON answer per line.  Requests: ``{"cmd": "neighbors"}``,
-``{"cmd": "rib", "family": "ipv4"|"ipv6"|null}``, ``{"cmd": "refresh",
+``{"cmd": "rib", "family": "ipv4"|"ipv6"|null, "neighbor": ADDR, "direction": "in"|"out"}``, ``{"cmd": "refresh",
 "neighbor": ADDR}``.  Nothing secret is ever in an answer: neighbour
 passwords are not part of any reply.
 """
@@ -63,7 +63,11 @@ class ControlServer:
             return {"neighbors": self.speaker.neighbors()}
         if cmd == "rib":
             fam = req.get("family")
-            return {"routes": self.speaker.rib_entries(parse_family(fam) if fam else None)}
+            direction = req.get("direction")
+            if direction not in (None, "in", "out"):
+                return {"error": f"direction must be 'in' or 'out', not {direction!r}"}
+            return {"routes": self.speaker.rib_entries(parse_family(fam) if fam else None,
+                                                       req.get("neighbor"), direction)}
         if cmd == "refresh":
             ok = self.speaker.request_refresh(str(req["neighbor"]))
             return {"ok": ok}

@@ -622,38 +622,63 @@ class Speaker:
             })
         return out
 
-    def rib_entries(self, family: Family | None = None) -> list[dict]:
-        """Every path of the Adj-RIBs-In with its best flag (for kbgp rib; not a hot path)."""
+    def rib_entries(self, family: Family | None = None, neighbor: str | None = None,
+                    direction: str | None = None) -> list[dict]:
+        """Routes for kbgp rib (not a hot path).
+
+        Without neighbor: every path of the Adj-RIBs-In with its best flag
+        (the Loc-RIB is the best ones).  With neighbor and direction "in":
+        that neighbour's Adj-RIB-In (after import policy); "out": its
+        Adj-RIB-Out, the routes and attributes it was sent."""
+        if neighbor is not None:
+            peer = self.peers.get(neighbor)
+            if peer is None:
+                raise ValueError(f"{neighbor} is not a configured neighbor")
         out = []
         for fam, table in self.tables.items():
             if family is not None and fam != family:
                 continue
+            if neighbor is not None and direction == "out":
+                told = peer.adj_out.get(fam)
+                if told is not None:
+                    arr, attrs = told.paths_of(0)
+                    for prefix, aid in zip(arr.to_strings(), attrs):
+                        out.append(self._route_dict(prefix, fam, aid, peer.key, best=None, stale=False))
+                continue
             prefixes = set()
-            for src in list(self.sources):
+            for src in ([peer.src] if neighbor is not None else list(self.sources)):
                 arr, _attrs = table.paths_of(src)
                 prefixes.update(arr.to_strings())
-            for prefix in sorted(prefixes, key=lambda p: ipaddress.ip_network(p)):
+            for prefix in prefixes:
                 for src, aid, stale, is_best in table.lookup(prefix):
-                    pa: PathAttributes = self.table[aid]
+                    if neighbor is not None and src != peer.src:
+                        continue
                     origin_peer = self.sources.get(src)
-                    nh = pa.next_hop or (pa.mp_next_hop[0] if pa.mp_next_hop else None)
-                    out.append({
-                        "prefix": prefix,
-                        "family": family_name(*fam),
-                        "next_hop": nh,
-                        "as_path": pa.as_path_flat(),
-                        "origin": ("igp", "egp", "incomplete")[pa.origin] if pa.origin >= 0 else None,
-                        "local_pref": pa.local_pref,
-                        "med": pa.med,
-                        "communities": pa.community_strings(),
-                        "large_communities": [f"{a}:{b}:{c}" for a, b, c in pa.large_communities],
-                        "originator_id": pa.originator_id,
-                        "cluster_list": list(pa.cluster_list),
-                        "neighbor": origin_peer.key if origin_peer is not None else None,
-                        "best": bool(is_best),
-                        "stale": bool(stale),
-                    })
+                    out.append(self._route_dict(prefix, fam, aid,
+                                                origin_peer.key if origin_peer is not None else None,
+                                                bool(is_best), bool(stale)))
+        out.sort(key=lambda r: (ipaddress.ip_network(r["prefix"]), str(r["neighbor"])))
         return out
+
+    def _route_dict(self, prefix: str, fam: Family, aid: int, neighbor: str | None,
+                    best: bool | None, stale: bool) -> dict:
+        pa: PathAttributes = self.table[aid]
+        return {
+            "prefix": prefix,
+            "family": family_name(*fam),
+            "next_hop": pa.next_hop or (pa.mp_next_hop[0] if pa.mp_next_hop else None),
+            "as_path": pa.as_path_flat(),
+            "origin": ("igp", "egp", "incomplete")[pa.origin] if pa.origin >= 0 else None,
+            "local_pref": pa.local_pref,
+            "med": pa.med,
+            "communities": pa.community_strings(),
+            "large_communities": [f"{a}:{b}:{c}" for a, b, c in pa.large_communities],
+            "originator_id": pa.originator_id,
+            "cluster_list": list(pa.cluster_list),
+            "neighbor": neighbor,
+            "best": best,
+            "stale": stale,
+        }
 
 
 def _last_notification(s: Session) -> dict | None:

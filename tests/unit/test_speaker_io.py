@@ -187,3 +187,46 @@ def test_reload_resets_changed_and_deconfigures_removed_neighbors(tmp_path):
             await b.stop()
 
     asyncio.run(scenario())
+
+
+def test_rib_per_neighbor_in_and_out(tmp_path):
+    pa, pb = free_port(), free_port()
+    a_cfg = parse_speaker_config({
+        "router-id": "10.0.0.1", "asn": 65001, "listen": [f"127.0.0.1:{pa}"], "connect-retry": 1,
+        "neighbors": [{"address": "127.0.0.2", "asn": 65002, "port": pb, "local-address": "127.0.0.1",
+                       "import": "accept", "export": "accept"}],
+        "originate": [{"prefix": "10.1.0.0/24", "next-hop": "192.0.2.1", "communities": ["65001:7"]}]})
+    b_cfg = parse_speaker_config({
+        "router-id": "10.0.0.2", "asn": 65002, "listen": [f"127.0.0.2:{pb}"], "connect-retry": 1,
+        "neighbors": [{"address": "127.0.0.1", "asn": 65001, "port": pa, "local-address": "127.0.0.2",
+                       "import": "accept", "export": "reject"}]})
+
+    async def scenario():
+        a = Speaker(a_cfg, str(tmp_path / "a.sock"))
+        b = Speaker(b_cfg, str(tmp_path / "b.sock"))
+        await a.start()
+        await b.start()
+        try:
+            for _ in range(200):
+                if b.rib_entries(neighbor="127.0.0.1", direction="in"):
+                    break
+                await asyncio.sleep(0.05)
+            rib_in = await asyncio.to_thread(request, str(tmp_path / "b.sock"),
+                                             {"cmd": "rib", "neighbor": "127.0.0.1", "direction": "in"})
+            rib_out = await asyncio.to_thread(request, str(tmp_path / "a.sock"),
+                                              {"cmd": "rib", "neighbor": "127.0.0.2", "direction": "out"})
+            b_out = b.rib_entries(neighbor="127.0.0.1", direction="out")
+            with pytest.raises(Exception, match="not a configured neighbor"):
+                await asyncio.to_thread(request, str(tmp_path / "a.sock"),
+                                        {"cmd": "rib", "neighbor": "10.9.9.9", "direction": "in"})
+        finally:
+            await a.stop()
+            await b.stop()
+        return rib_in["routes"], rib_out["routes"], b_out
+
+    rib_in, rib_out, b_out = asyncio.run(scenario())
+    assert [(r["prefix"], r["as_path"], r["next_hop"], r["communities"], r["best"]) for r in rib_in] == [
+        ("10.1.0.0/24", [65001], "192.0.2.1", ["65001:7"], True)]
+    assert [(r["prefix"], r["as_path"], r["next_hop"], r["local_pref"]) for r in rib_out] == [
+        ("10.1.0.0/24", [65001], "192.0.2.1", None)]
+    assert b_out == []  # export: reject toward A
