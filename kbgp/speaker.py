@@ -657,7 +657,7 @@ class Speaker:
                     out.append(self._route_dict(prefix, fam, aid,
                                                 origin_peer.key if origin_peer is not None else None,
                                                 bool(is_best), bool(stale)))
-        out.sort(key=lambda r: (ipaddress.ip_network(r["prefix"]), str(r["neighbor"])))
+        out.sort(key=_route_order)
         return out
 
     def _route_dict(self, prefix: str, fam: Family, aid: int, neighbor: str | None,
@@ -679,6 +679,12 @@ class Speaker:
             "best": best,
             "stale": stale,
         }
+
+
+def _route_order(r: dict) -> tuple:
+    """IPv4 before IPv6 (their networks do not compare), then by network and neighbour."""
+    net = ipaddress.ip_network(r["prefix"])
+    return (net.version, net, str(r["neighbor"]))
 
 
 def _last_notification(s: Session) -> dict | None:

@@ -230,3 +230,21 @@ def test_rib_per_neighbor_in_and_out(tmp_path):
     assert [(r["prefix"], r["as_path"], r["next_hop"], r["local_pref"]) for r in rib_out] == [
         ("10.1.0.0/24", [65001], "192.0.2.1", None)]
     assert b_out == []  # export: reject toward A
+
+
+def test_rib_lists_both_families_in_order(tmp_path):
+    cfg = parse_speaker_config({
+        "router-id": "10.0.0.1", "asn": 65001,
+        "originate": [{"prefix": "2001:db8::/48"}, {"prefix": "10.2.0.0/24"}, {"prefix": "10.1.0.0/24"}]})
+
+    async def scenario():
+        sp = Speaker(cfg, str(tmp_path / "k.sock"))
+        await sp.start()
+        try:
+            return await asyncio.to_thread(request, str(tmp_path / "k.sock"), {"cmd": "rib"})
+        finally:
+            await sp.stop()
+
+    routes = asyncio.run(scenario())["routes"]
+    assert [r["prefix"] for r in routes] == ["10.1.0.0/24", "10.2.0.0/24", "2001:db8::/48"]
+    assert all(r["best"] and r["neighbor"] is None for r in routes)
