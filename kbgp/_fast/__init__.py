@@ -4,4 +4,4 @@ Every module listed in MODULES is a C extension; there is no pure-Python
 fallback.  ``kbgp version`` reports, per module, whether it is compiled.
 """
 
-MODULES = ("wire", "attrs", "rib")
+MODULES = ("wire", "attrs", "rib", "netlink")

@@ -1,0 +1,1 @@
+"""kbgp's writer of kernel routes (rtnetlink), see kbgp.kernel.netlink."""
