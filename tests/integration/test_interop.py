@@ -762,3 +762,55 @@ def test_ebgp_ttl_one_by_default_multihop_per_neighbor(netns_factory, daemon_fac
         assert bird.session_state("10.63.0.1") != "established"
     else:
         established((kb, "10.64.0.2"), (bird, "10.63.0.1"))
+
+
+def test_ebgp_transit_between_bird_and_frr_and_rfc8212(netns_factory, daemon_factory, kbgp_factory):
+    """kbgp (AS 65090) as eBGP transit: BIRD's route reaches FRR and FRR's
+    reaches BIRD with kbgp's AS prepended, kbgp's address as next hop, no MED
+    from the other AS, communities kept.  A third neighbour (GoBGP) without
+    import/export policy gives kbgp nothing and gets nothing (RFC 8212)."""
+    k, b, f, g = (netns_factory("kbgp"), netns_factory("bird"), netns_factory("frr"),
+                  netns_factory("gobgp"))
+    link(k, b, "10.65.0.1", "10.65.0.2")
+    link(k, f, "10.66.0.1", "10.66.0.2")
+    link(k, g, "10.67.0.1", "10.67.0.2")
+    kb = kbgp_factory(k, "10.65.0.1", 65090)
+    kb.add_neighbor("10.65.0.2", 65091, families=["ipv4"])
+    kb.add_neighbor("10.66.0.2", 65092, families=["ipv4"])
+    kb.add_neighbor("10.67.0.2", 65093, families=["ipv4"], import_all=None, export_all=None)
+    kb.originate("10.90.0.0/24")
+    bird = daemon_factory("bird", b, "10.65.0.2", 65091)
+    bird.add_neighbor("10.65.0.1", 65090, families=["ipv4"], passive=True)
+    bird.originate("192.0.2.0/24", med=10, communities=["65091:1"])
+    frr = daemon_factory("frr", f, "10.66.0.2", 65092)
+    frr.add_neighbor("10.66.0.1", 65090, families=["ipv4"], passive=True)
+    frr.originate("198.51.100.0/24", communities=["65092:1"])
+    gob = daemon_factory("gobgp", g, "10.67.0.2", 65093)
+    gob.add_neighbor("10.67.0.1", 65090, families=["ipv4"], passive=True)
+    gob.originate("203.0.113.0/24")
+    for d in (bird, frr, gob):
+        d.start()
+    kb.start()
+    established((kb, "10.65.0.2"), (kb, "10.66.0.2"), (kb, "10.67.0.2"))
+
+    at_frr = frr.wait_routes(2, "10.66.0.1")
+    assert at_frr["192.0.2.0/24"]["as_path"] == [65090, 65091]
+    assert at_frr["192.0.2.0/24"]["next_hop"] == "10.66.0.1"
+    assert at_frr["192.0.2.0/24"]["communities"] == ["65091:1"]
+    assert at_frr["192.0.2.0/24"].get("med") in (None, 0)  # FRR shows an absent MED as 0
+    assert at_frr["10.90.0.0/24"]["as_path"] == [65090]
+    at_bird = bird.wait_routes(2, "10.65.0.1")
+    assert at_bird["198.51.100.0/24"]["as_path"] == [65090, 65092]
+    assert at_bird["198.51.100.0/24"]["next_hop"] == "10.65.0.1"
+    assert at_bird["198.51.100.0/24"]["communities"] == ["65092:1"]
+    assert "med" not in at_bird["198.51.100.0/24"] or at_bird["198.51.100.0/24"]["med"] in (None, 0)
+
+    # RFC 8212: the neighbour without policy sent its route, kbgp kept it out
+    # of its RIB and advertises nothing to it.
+    wait_until(lambda: kb.neighbor_status("10.67.0.2")["received"] == 1, 15,
+               "kbgp to receive GoBGP's route")
+    st = kb.neighbor_status("10.67.0.2")
+    assert st["accepted"] == 0 and st["advertised"] == 0, st
+    assert "203.0.113.0/24" not in frr.received_routes("10.66.0.1")
+    time.sleep(2)
+    assert gob.received_routes("10.67.0.1") == {}
