@@ -30,6 +30,7 @@ from kbgp._fast.attrs import community_str, parse_community, parse_large_communi
 from kbgp.bgp.constants import WELL_KNOWN_COMMUNITY_VALUES
 from kbgp.bgp.messages import IPV4_UNICAST, IPV6_UNICAST, Family, parse_family
 from kbgp.errors import ConfigError
+from kbgp.policy.model import ACTIONS, PEER_CLASSES, SOURCES, Match, Policy, PrefixRange, Rule
 
 BGP_PORT = 179
 MAX_ASN = 0xFFFFFFFF
@@ -48,13 +49,19 @@ MAX_PREPEND = 32
 TOP_KEYS = (
     "router-id", "asn", "listen", "cluster-id", "kernel", "hold-time",
     "connect-retry", "graceful-restart", "neighbors", "originate",
+    "prefix-sets", "neighbor-sets", "policy",
 )
 GRACEFUL_RESTART_KEYS = ("enabled", "restart-time", "stale-time")
 NEIGHBOR_KEYS = (
     "address", "asn", "port", "local-address", "password", "passive",
     "multihop-ttl", "ttl-security", "hold-time", "route-reflector-client",
-    "families", "import", "export", "description", "max-prefixes",
+    "families", "import", "export", "description", "max-prefixes", "peer-class",
 )
+POLICY_KEYS = ("import", "export")
+RULE_KEYS = ("name", "match", "action", "add-communities", "add-large-communities", "prepend",
+             "next-hop-self", "local-pref")
+MATCH_KEYS = ("prefix-set", "neighbor-set", "peer-class", "source")
+RULE_PREPEND_KEYS = ("asn", "repeat")
 ORIGINATE_KEYS = (
     "prefix", "next-hop", "communities", "large-communities", "med",
     "local-pref", "as-path-prepend",
@@ -121,6 +128,17 @@ class NeighborConfig:
     export_policy: str | None = None
     description: str | None = None
     max_prefixes: int | None = None
+    # "mesh", "rr-client" or "external" for policy matches; None: derived (see effective_class).
+    peer_class: str | None = None
+
+    def effective_class(self, local_asn: int) -> str:
+        """The peer class policy rules match: as configured, else rr-client for a
+        route-reflector client, mesh for another speaker of our AS, external otherwise."""
+        if self.peer_class is not None:
+            return self.peer_class
+        if self.route_reflector_client:
+            return "rr-client"
+        return "mesh" if self.asn == local_asn else "external"
 
     def __repr__(self) -> str:
         parts = []
@@ -182,6 +200,8 @@ class NeighborConfig:
             out["description"] = self.description
         if self.max_prefixes is not None:
             out["max-prefixes"] = self.max_prefixes
+        if self.peer_class is not None:
+            out["peer-class"] = self.peer_class
         return out
 
 
@@ -252,6 +272,7 @@ class SpeakerConfig:
     graceful_restart: GracefulRestartConfig = field(default_factory=GracefulRestartConfig)
     neighbors: tuple[NeighborConfig, ...] = ()
     originate: tuple[OriginateConfig, ...] = ()
+    policy: Policy = field(default_factory=Policy)
     warnings: tuple[str, ...] = ()
     source: str = field(default="<config>", compare=False)
 
@@ -275,6 +296,7 @@ class SpeakerConfig:
         out["graceful-restart"] = self.graceful_restart.describe()
         out["neighbors"] = [n.describe() for n in self.neighbors]
         out["originate"] = [o.describe() for o in self.originate]
+        out.update(self.policy.describe())
         return out
 
 
@@ -538,6 +560,7 @@ def parse_speaker_config(data: dict, source: str = "<config>") -> SpeakerConfig:
                                     "expected a non-zero IPv4 address like 192.0.2.1")
     asn = top.integer("asn", 1, MAX_ASN, required=True)
     hold_time = _hold_time(top, "hold-time", DEFAULT_HOLD_TIME)
+    policy = _policy(top)
     return SpeakerConfig(
         router_id=router_id,
         asn=asn,
@@ -549,6 +572,7 @@ def parse_speaker_config(data: dict, source: str = "<config>") -> SpeakerConfig:
         graceful_restart=_graceful_restart(top),
         neighbors=_neighbors(top, asn, hold_time, warnings),
         originate=_originate(top),
+        policy=policy,
         warnings=tuple(warnings),
         source=source,
     )
@@ -693,6 +717,7 @@ def _neighbor(sec: _Section, local_asn: int, hold_time: int, warnings: list[str]
         families=_families(sec),
         import_policy=_choice(sec, "import", POLICIES),
         export_policy=_choice(sec, "export", POLICIES),
+        peer_class=_choice(sec, "peer-class", PEER_CLASSES),
         description=sec.string("description"),
         max_prefixes=sec.integer("max-prefixes", 1, MAX_U32, None),
     )
@@ -813,13 +838,13 @@ def _prefix(sec: _Section) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
                          f"did you mean {meant}?")
 
 
-def _communities(sec: _Section) -> tuple[int, ...]:
+def _communities(sec: _Section, key: str = "communities") -> tuple[int, ...]:
     names = ", ".join(WELL_KNOWN_COMMUNITY_VALUES)
     expected = f"a string 'A:B' (A, B 0..65535) or a well-known name ({names})"
-    entries = sec.items("communities", f"a list of communities, each {expected}")
+    entries = sec.items(key, f"a list of communities, each {expected}")
     out: list[int] = []
     for i, entry in enumerate(entries or ()):
-        path = f"{sec.at('communities')}[{i}]"
+        path = f"{sec.at(key)}[{i}]"
         if not isinstance(entry, str):
             raise sec.fail(path, f"expected {expected}, got {_got(entry)} (quote it in YAML)")
         try:
@@ -829,12 +854,12 @@ def _communities(sec: _Section) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _large_communities(sec: _Section) -> tuple[tuple[int, int, int], ...]:
+def _large_communities(sec: _Section, key: str = "large-communities") -> tuple[tuple[int, int, int], ...]:
     expected = "a string 'A:B:C' with A, B, C 0..4294967295"
-    entries = sec.items("large-communities", f"a list of large communities, each {expected}")
+    entries = sec.items(key, f"a list of large communities, each {expected}")
     out: list[tuple[int, int, int]] = []
     for i, entry in enumerate(entries or ()):
-        path = f"{sec.at('large-communities')}[{i}]"
+        path = f"{sec.at(key)}[{i}]"
         if not isinstance(entry, str):
             raise sec.fail(path, f"expected {expected}, got {_got(entry)} (quote it in YAML)")
         try:
@@ -842,3 +867,159 @@ def _large_communities(sec: _Section) -> tuple[tuple[int, int, int], ...]:
         except ValueError as exc:
             raise sec.fail(path, str(exc)) from None
     return tuple(out)
+
+
+# ------------------------------------------------------------------- policy
+
+_RANGE_FORMS = ("'10.0.0.0/8' (exact), '10.0.0.0/8 or-longer', '10.0.0.0/8 16-24' "
+                "or a mapping {prefix: 10.0.0.0/8, or-longer: true}")
+
+
+def parse_prefix_range(text: str) -> PrefixRange:
+    """'P', 'P or-longer' or 'P GE-LE' -> PrefixRange; ValueError says why."""
+    parts = text.split()
+    if not parts or len(parts) > 2:
+        raise ValueError(f"expected {_RANGE_FORMS}")
+    try:
+        net = ipaddress.ip_network(parts[0], strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{parts[0]!r} is not a network: {exc}") from None
+    top = net.max_prefixlen
+    if len(parts) == 1:
+        return PrefixRange(str(net), net.prefixlen, net.prefixlen)
+    if parts[1] == "or-longer":
+        return PrefixRange(str(net), net.prefixlen, top)
+    lo, sep, hi = parts[1].partition("-")
+    if not sep or not lo.isdigit() or not hi.isdigit():
+        raise ValueError(f"{parts[1]!r}: expected 'or-longer' or a length range like 16-24")
+    ge, le = int(lo), int(hi)
+    if not net.prefixlen <= ge <= le <= top:
+        raise ValueError(f"length range {ge}-{le} must lie within {net.prefixlen}-{top}")
+    return PrefixRange(str(net), ge, le)
+
+
+def _prefix_sets(top: _Section) -> dict[str, tuple[PrefixRange, ...]]:
+    value = top.get("prefix-sets", "a mapping of set names to lists of prefixes")
+    if value is _MISSING:
+        return {}
+    if not isinstance(value, dict):
+        raise top.fail("prefix-sets", f"expected a mapping of set names to lists of prefixes, got {_kind(value)}")
+    out: dict[str, tuple[PrefixRange, ...]] = {}
+    for name, entries in value.items():
+        path = f"prefix-sets.{name}"
+        if not isinstance(entries, list):
+            raise top.fail(path, f"expected a list of prefixes, each {_RANGE_FORMS}; got {_kind(entries)}")
+        ranges = []
+        for i, entry in enumerate(entries):
+            epath = f"{path}[{i}]"
+            if isinstance(entry, dict):
+                sec = _Section(top.source, epath, entry, ("prefix", "or-longer"))
+                text = sec.string("prefix", "a network like 10.0.0.0/8", required=True)
+                if sec.boolean("or-longer", False):
+                    text += " or-longer"
+            elif isinstance(entry, str):
+                text = entry
+            else:
+                raise top.fail(epath, f"expected {_RANGE_FORMS}, got {_got(entry)}")
+            try:
+                ranges.append(parse_prefix_range(text))
+            except ValueError as exc:
+                raise top.fail(epath, str(exc)) from None
+        out[str(name)] = tuple(ranges)
+    if len(out) > 64:
+        raise top.fail("prefix-sets", f"at most 64 prefix sets, got {len(out)}")
+    return out
+
+
+def _neighbor_sets(top: _Section) -> dict[str, tuple[str, ...]]:
+    value = top.get("neighbor-sets", "a mapping of set names to lists of addresses")
+    if value is _MISSING:
+        return {}
+    if not isinstance(value, dict):
+        raise top.fail("neighbor-sets", f"expected a mapping of set names to lists of addresses, got {_kind(value)}")
+    out: dict[str, tuple[str, ...]] = {}
+    for name, entries in value.items():
+        path = f"neighbor-sets.{name}"
+        if not isinstance(entries, list):
+            raise top.fail(path, f"expected a list of IP addresses, got {_kind(entries)}")
+        addrs = []
+        for i, entry in enumerate(entries):
+            try:
+                addrs.append(str(ipaddress.ip_address(entry)))
+            except ValueError:
+                raise top.fail(f"{path}[{i}]", f"expected an IP address like 192.0.2.1, got {_got(entry)}") from None
+        out[str(name)] = tuple(addrs)
+    return out
+
+
+def _names(sec: _Section, key: str, known: dict | tuple, what: str) -> tuple[str, ...]:
+    value = sec.get(key, f"a {what} name or a list of them")
+    if value is _MISSING:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for i, item in enumerate(items):
+        path = sec.at(key) if not isinstance(value, list) else f"{sec.at(key)}[{i}]"
+        if not isinstance(item, str):
+            raise sec.fail(path, f"expected a {what} name, got {_got(item)}")
+        if item not in known:
+            choices = ", ".join(sorted(known)) or "none are defined"
+            raise sec.fail(path, f"{item!r} is not a known {what} ({choices})")
+        out.append(item)
+    return tuple(out)
+
+
+def _rule(top: _Section, path: str, entry: Any, direction: str,
+          prefix_sets: dict, neighbor_sets: dict) -> Rule:
+    sec = _Section(top.source, path, entry, RULE_KEYS)
+    match = Match()
+    mvalue = sec.get("match", "a mapping with the keys " + ", ".join(MATCH_KEYS))
+    if mvalue is not _MISSING:
+        msec = _Section(top.source, sec.at("match"), mvalue, MATCH_KEYS)
+        match = Match(
+            prefix_sets=_names(msec, "prefix-set", prefix_sets, "prefix set"),
+            neighbor_sets=_names(msec, "neighbor-set", neighbor_sets, "neighbor set"),
+            peer_classes=_names(msec, "peer-class", PEER_CLASSES, "peer class"),
+            source=_choice(msec, "source", SOURCES),
+        )
+    action = _choice(sec, "action", ACTIONS) or "accept"
+    prepend = None
+    pvalue = sec.get("prepend", "a mapping {asn: N, repeat: N} or a repeat count")
+    if pvalue is not _MISSING:
+        if isinstance(pvalue, int) and not isinstance(pvalue, bool):
+            prepend = (None, _check_int(sec, sec.at("prepend"), pvalue, 1, MAX_PREPEND, " times"))
+        else:
+            psec = _Section(top.source, sec.at("prepend"), pvalue, RULE_PREPEND_KEYS)
+            prepend = (psec.integer("asn", 1, MAX_ASN, None),
+                       psec.integer("repeat", 1, MAX_PREPEND, unit=" times", required=True))
+    nhs = sec.boolean("next-hop-self", False)
+    if nhs and direction == "import":
+        raise sec.fail(sec.at("next-hop-self"), "next-hop-self is an export action; "
+                                                "expected it in policy.export only")
+    rule = Rule(
+        match=match, action=action,
+        add_communities=_communities(sec, "add-communities"),
+        add_large_communities=_large_communities(sec, "add-large-communities"),
+        prepend=prepend, next_hop_self=nhs,
+        local_pref=sec.integer("local-pref", 0, MAX_U32, None),
+        name=sec.string("name"),
+    )
+    if action == "reject" and rule.modifies:
+        raise sec.fail(path, "a reject rule cannot modify routes; expected action accept or next")
+    return rule
+
+
+def _policy(top: _Section) -> Policy:
+    prefix_sets = _prefix_sets(top)
+    neighbor_sets = _neighbor_sets(top)
+    value = top.get("policy", "a mapping with the keys import, export")
+    rules: dict[str, tuple[Rule, ...]] = {"import": (), "export": ()}
+    if value is not _MISSING:
+        psec = _Section(top.source, "policy", value, POLICY_KEYS)
+        for direction in POLICY_KEYS:
+            entries = psec.items(direction, "a list of rules")
+            rules[direction] = tuple(
+                _rule(top, f"policy.{direction}[{i}]", e, direction, prefix_sets, neighbor_sets)
+                for i, e in enumerate(entries or ()))
+    return Policy(prefix_sets=prefix_sets, neighbor_sets=neighbor_sets,
+                  import_rules=rules["import"], export_rules=rules["export"])

@@ -28,7 +28,8 @@ from kbgp.bgp.session import Down, Received, RefreshRequested, Session, Up
 from kbgp.config import NeighborConfig, OriginateConfig, SpeakerConfig
 from kbgp.io.sockopts import tcp_md5_counters
 from kbgp.io.tcp import Listener, PeerLink, normalise_address
-from kbgp._fast.rib import Changes, RouteTable, group_by_attr
+from kbgp._fast.rib import Changes, Classes, RouteTable, batch_sources, classify, export_diff, partition
+from kbgp.policy.engine import CompiledPolicy, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,14 @@ class Peer:
     session: Session
     link: PeerLink | None = None
     src: int = 0  # this neighbour's source index in the route tables
-    # What the neighbour was told (Adj-RIB-Out, one source: 0) and what its
-    # import policy refused (kept to count "received"), per family.
-    adj_out: dict[Family, RouteTable] = field(default_factory=dict)
+    # What its import policy refused (kept to count "received"), per family.
+    # What it was told is not kept: it is the export of the Loc-RIB (export_diff).
     rejected: dict[Family, RouteTable] = field(default_factory=dict)
+    advertised: dict[Family, int] = field(default_factory=dict)
+    group: "UpdateGroup | None" = None
+    peer_class: str = "external"
+    import_rules: tuple[int, ...] = ()
+    export_rules: tuple[int, ...] = ()
     negotiated: Negotiated | None = None
     rr_client: bool = False
     # From the last OPEN; kept while the session is down so stale routes keep their standing.
@@ -68,6 +73,18 @@ class Peer:
         return self.config.address
 
 
+@dataclass(slots=True)
+class UpdateGroup:
+    """Established neighbours that get the same export: one computed diff and
+    one encoded UPDATE stream per batch, written to every member (RFC 4271
+    leaves this to the implementation; BIRD and FRR do the same).  The key
+    holds everything _export reads of a neighbour, so any member stands for
+    all; split horizon (a member's own routes) is handled per member."""
+
+    key: tuple
+    members: list[Peer] = field(default_factory=list)
+
+
 class Speaker:
     def __init__(self, config: SpeakerConfig, control_socket: str | None = None) -> None:
         self.config = config
@@ -80,6 +97,8 @@ class Speaker:
         self.sources: dict[int, Peer | None] = {LOCAL_SRC: None}
         self.ranked: set[int] = set()
         self.peers: dict[str, Peer] = {}
+        self.groups: dict[tuple, UpdateGroup] = {}
+        self.policy = CompiledPolicy(config.policy)
         self.listener = Listener(self._route_inbound)
         self.started = time.monotonic()
         self.stopping = asyncio.Event()
@@ -181,31 +200,136 @@ class Speaker:
             return
         self.reconfigure(new)
 
+    # Neighbour settings that change policy only: applied without a reset.
+    SOFT_FIELDS = ("import_policy", "export_policy", "peer_class", "description", "max_prefixes")
+
     def reconfigure(self, new: SpeakerConfig) -> None:
-        """Apply a changed configuration: new neighbours start, removed ones get
-        Cease 6/3 (peer de-configured), changed ones are reset with 6/6 (other
-        configuration change).  Changes of router-id, asn, listen or originate
-        need a restart and are refused with a message."""
+        """Apply a changed configuration without touching what did not change.
+
+        New neighbours start; removed ones get Cease 6/3 (peer de-configured)
+        and their routes go at once; a neighbour whose transport or session
+        settings changed is reset with 6/6 (other configuration change).
+        Policy changes (rules, sets, a neighbour's import/export/peer-class)
+        reset nothing: exports are re-diffed against what each neighbour
+        holds, and neighbours whose import changed are asked for a route
+        refresh.  Originated routes are diffed.  Router id, AS, listen
+        addresses, cluster id and graceful restart need a restart."""
         old = self.config
-        fixed = ("router_id", "asn", "listen", "originate", "cluster_id", "graceful_restart")
+        fixed = ("router_id", "asn", "listen", "cluster_id", "graceful_restart")
         changed = [f for f in fixed if getattr(old, f) != getattr(new, f)]
         if changed:
             log.error("reload refused: %s cannot change without a restart", ", ".join(changed))
             return
+        old_policy = self.policy
+        if new.policy != old.policy:
+            try:
+                self.policy = CompiledPolicy(new.policy)
+            except ValueError as exc:
+                log.error("reload refused: policy: %s", exc)
+                return
         self.config = new
         before = {n.address: n for n in old.neighbors}
         after = {n.address: n for n in new.neighbors}
         for address in before.keys() - after.keys():
             log.info("peer=%s removed from the configuration", address)
             self.remove_peer(address)
+        soft: list[tuple[Peer, tuple[int, ...], tuple[int, ...], NeighborConfig]] = []
         for address, n in after.items():
             if address not in before:
                 log.info("peer=%s added to the configuration", address)
                 self.add_peer(n)
-            elif before[address] != n:
-                log.info("peer=%s configuration changed: resetting the session", address)
-                self.remove_peer(address, CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
-                self.add_peer(n)
+                continue
+            b = before[address]
+            peer = self.peers.get(address)
+            if b == n:
+                if peer is not None and self.policy is not old_policy:
+                    soft.append((peer, peer.import_rules, peer.export_rules, b))
+                continue
+            if peer is not None and all(getattr(b, f.name) == getattr(n, f.name)
+                                        for f in dataclasses.fields(n) if f.name not in self.SOFT_FIELDS):
+                log.info("peer=%s policy settings changed: applying without a reset", address)
+                peer.config = n
+                soft.append((peer, peer.import_rules, peer.export_rules, b))
+                continue
+            log.info("peer=%s configuration changed: resetting the session", address)
+            self.remove_peer(address, CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
+            self.add_peer(n)
+        if old.originate != new.originate:
+            self._reoriginate(old.originate, new.originate)
+        for peer, old_import, old_export, old_cfg in soft:
+            self._repolicy(peer, old_policy, old_import, old_export, old_cfg)
+
+    def _repolicy(self, peer: Peer, old_policy: CompiledPolicy, old_import: tuple[int, ...],
+                  old_export: tuple[int, ...], old_cfg: NeighborConfig) -> None:
+        """A neighbour's policy changed: send it the export difference, and ask
+        it to send its routes again when its import changed."""
+        n = peer.negotiated
+        if n is None:
+            return
+        self._bind_policy(peer)
+        for fam in sorted(peer.eor_sent):
+            routes = self.tables[fam].export_best()
+            old_sets = old_policy.sets[fam[0]]
+            new_sets = self.policy.sets[fam[0]]
+            both = old_policy is not self.policy
+            if both and len(old_sets) + len(new_sets) > 64:
+                # Too many sets to classify at once: withdraw all, then send the new export.
+                self._send_withdraw_all(peer, fam, old_policy, old_export, old_cfg)
+                self._send_table(peer, fam)
+                continue
+            sets = list(old_sets) + (list(new_sets) if both else [])
+            classes = classify(routes.prefixes, sets) if sets else None
+            shift = len(old_sets) if both else 0
+            low = (1 << len(old_sets)) - 1
+            masks = classes.masks if classes is not None else [0]
+
+            def old_resolve(src: int, aid: int, cls: int) -> int | None:
+                return self._export(peer, fam, src, aid, masks[cls] & low, old_policy, old_export, old_cfg)
+
+            def new_resolve(src: int, aid: int, cls: int) -> int | None:
+                return self._export(peer, fam, src, aid, masks[cls] >> shift)
+            self._send(peer, fam, self._encode_diff(peer, fam, export_diff(
+                routes, new_resolve, old_resolve, classes=classes, exclude=peer.src)))
+        if (peer.import_rules != old_import or peer.config.import_policy != old_cfg.import_policy
+                or (peer.import_rules and self.policy.import_signature() != old_policy.import_signature())):
+            if n.route_refresh and peer.link is not None:
+                log.info("peer=%s import policy changed: asking for its routes again (route refresh)", peer.key)
+                for fam in n.families:
+                    peer.link.apply(peer.session.request_refresh(*fam))
+            elif peer.link is not None:
+                log.info("peer=%s import policy changed and it cannot refresh: resetting the session", peer.key)
+                peer.link.stop(CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
+                self._drop_routes(peer)
+                link = peer.link
+                asyncio.get_running_loop().call_later(1.0, lambda: link.closed or link.start())
+
+    def _send_withdraw_all(self, peer: Peer, fam: Family, policy: CompiledPolicy,
+                           rules: tuple[int, ...], cfg: NeighborConfig) -> None:
+        routes = self.tables[fam].export_best()
+        classes = policy.classify("export", routes.prefixes)
+        masks = classes.masks if classes is not None else [0]
+        groups, _, _ = export_diff(
+            routes, lambda src, aid, cls: self._export(peer, fam, src, aid, masks[cls], policy, rules, cfg),
+            classes=classes, exclude=peer.src)
+        gone = PrefixArray(fam[0])
+        for arr in groups.values():
+            gone = gone.concat(arr)
+        if len(gone) and peer.link is not None:
+            peer.link.send(encode_updates(withdraw=gone, max_size=peer.negotiated.max_message_size))
+        peer.advertised[fam] = 0
+
+    def _reoriginate(self, old: tuple[OriginateConfig, ...], new: tuple[OriginateConfig, ...]) -> None:
+        """Originated routes changed: withdraw the removed, announce the new and changed."""
+        before = {o.prefix: o for o in old}
+        after = {o.prefix: o for o in new}
+        for prefix in before.keys() - after.keys():
+            fam = before[prefix].family
+            self._changed(fam, self.tables[fam].update(LOCAL_SRC, None, -1, PrefixArray.from_strings([prefix])))
+        for prefix, o in after.items():
+            if before.get(prefix) != o:
+                fam = o.family
+                aid = self._rank(self.table.intern(self._origin_attrs(o)))
+                self._changed(fam, self.tables[fam].update(LOCAL_SRC, PrefixArray.from_strings([prefix]), aid, None))
 
     def remove_peer(self, address: str, subcode: int = CeaseSubcode.PEER_DECONFIGURED) -> None:
         """A de-configured neighbour: Cease 6/3, its routes go at once."""
@@ -217,6 +341,8 @@ class Speaker:
         peer.link.shutdown()
         if peer.config.password:
             self.listener.set_password(address, None)
+        self._leave_group(peer)
+        peer.negotiated = None
         self._drop_routes(peer)
         self.sources.pop(peer.src, None)
 
@@ -301,8 +427,9 @@ class Speaker:
             loop = asyncio.get_running_loop()
             peer.gr_timer = loop.call_later(self.config.graceful_restart.stale_time,
                                             lambda: self._sweep_all(peer))
-        peer.adj_out = {fam: self._out_table(fam) for fam in n.families}
+        peer.advertised = {fam: 0 for fam in n.families}
         peer.eor_sent = set()
+        self._bind_policy(peer)
         if peer.session.settings.restarting:
             # Later sessions of this run are not restarts (RFC 4724 4.1).
             peer.session.settings = dataclasses.replace(peer.session.settings, restarting=False)
@@ -320,8 +447,9 @@ class Speaker:
     def _down(self, peer: Peer, e: Down) -> None:
         log.info("peer=%s state=down reason=%s graceful=%s", peer.key, e.reason, e.graceful)
         n = peer.negotiated
+        self._leave_group(peer)
         peer.negotiated = None
-        peer.adj_out = {}
+        peer.advertised = {}
         if e.graceful and n is not None and n.peer_graceful_restart is not None and any(
                 t.received(peer.src) for t in self.tables.values()):
             count = sum(t.mark_stale(peer.src) for t in self.tables.values())
@@ -395,25 +523,77 @@ class Speaker:
                     peer.rejected[fam].update(0, None, -1, arr)
         if not announced:
             return
-        accept = peer.config.effective_import(n.ibgp) == "accept" and self._loop_free(peer, u.attrs)
-        aid = self._rank(u.attr_id) if accept else -1
+        loop_free = self._loop_free(peer, u.attrs)
+        default = peer.config.effective_import(n.ibgp)
         for fam, arrays in announced.items():
             if fam not in self.tables:
                 continue
-            rejected = peer.rejected.get(fam)
             for arr in arrays:
-                if accept:
-                    self._changed(fam, self.tables[fam].update(peer.src, arr, aid, None))
+                if not loop_free:
+                    self._refuse(peer, fam, arr)
+                    continue
+                for part, aid in self._import(peer, arr, u.attr_id, default):
+                    if aid is None:
+                        self._refuse(peer, fam, part)
+                        continue
+                    self._changed(fam, self.tables[fam].update(peer.src, part, aid, None))
+                    rejected = peer.rejected.get(fam)
                     if rejected is not None:
-                        rejected.update(0, None, -1, arr)
-                else:
-                    # Refused (policy or a loop): an earlier path from this peer must not linger.
-                    self._changed(fam, self.tables[fam].update(peer.src, None, -1, arr))
-                    if rejected is None:
-                        rejected = peer.rejected[fam] = self._out_table(fam)
-                    rejected.update(0, arr, 0, None)
-            if accept and self._over_limit(peer, fam):
+                        rejected.update(0, None, -1, part)
+            if loop_free and self._over_limit(peer, fam):
                 return
+
+    def _import(self, peer: Peer, arr: PrefixArray, attr_id: int, default: str) -> list[tuple[PrefixArray, int | None]]:
+        """Import policy for one UPDATE's prefixes: [(prefixes, attr id or None)].
+        Rules are evaluated once per class of prefixes (kbgp.policy.engine)."""
+        if not peer.import_rules:
+            return [(arr, self._rank(attr_id) if default == "accept" else None)]
+        classes = self.policy.classify("import", arr)
+        if classes is None:
+            parts = [(arr, 0)]
+        else:
+            parts = list(zip(partition(arr, classes), classes.masks))
+        out = []
+        for part, mask in parts:
+            if not len(part):
+                continue
+            o = self.policy.evaluate("import", peer.import_rules, mask, False)
+            if (o.verdict or default) != "accept":
+                out.append((part, None))
+                continue
+            aid = attr_id
+            if o.modifies:
+                aid = self.table.intern(self._apply(self.table[attr_id], o, {}, ibgp=True))
+            out.append((part, self._rank(aid)))
+        return out
+
+    def _refuse(self, peer: Peer, fam: Family, arr: PrefixArray) -> None:
+        """Refused (policy or a loop): an earlier path from this peer must not linger."""
+        self._changed(fam, self.tables[fam].update(peer.src, None, -1, arr))
+        rejected = peer.rejected.get(fam)
+        if rejected is None:
+            rejected = peer.rejected[fam] = self._one_source_table(fam)
+        rejected.update(0, arr, 0, None)
+
+    def _apply(self, pa: PathAttributes, o: Outcome, changes: dict, ibgp: bool) -> PathAttributes:
+        """A policy outcome's modifications, on top of ``changes`` already decided."""
+        if o.add_communities:
+            have = list(changes.get("communities", pa.communities))
+            changes["communities"] = tuple(have + [c for c in o.add_communities if c not in have])
+        if o.add_large_communities:
+            have = list(changes.get("large_communities", pa.large_communities))
+            changes["large_communities"] = tuple(have + [c for c in o.add_large_communities if c not in have])
+        for asn, repeat in o.prepends:
+            path = tuple(changes.get("as_path", pa.as_path) or ())
+            add = (asn or self.config.asn,) * repeat
+            if path and path[0][0] == 2:
+                path = ((2, add + tuple(path[0][1])),) + path[1:]
+            else:
+                path = ((2, add),) + path
+            changes["as_path"] = path
+        if o.local_pref is not None and ibgp:
+            changes["local_pref"] = o.local_pref
+        return pa.replace(**changes) if changes else pa
 
     def _over_limit(self, peer: Peer, fam: Family) -> bool:
         """max-prefixes (counted after import policy): Cease 6/1 with AFI, SAFI and
@@ -445,68 +625,142 @@ class Speaker:
 
     # -------------------------------------------------------------- export
 
-    def _out_table(self, fam: Family) -> RouteTable:
-        """A one-source table: a neighbour's Adj-RIB-Out, or what its import policy refused."""
+    def _one_source_table(self, fam: Family) -> RouteTable:
+        """A one-source table: what a neighbour's import policy refused."""
         t = RouteTable(fam[0])
         t.set_source(0)
         t.set_attr(0)
         return t
 
+    # Update groups -------------------------------------------------------
+
+    def _bind_policy(self, peer: Peer) -> None:
+        """At Established (and after a reload): the neighbour's rules and group."""
+        n = peer.negotiated
+        if n is None:
+            return
+        peer.peer_class = peer.config.effective_class(self.config.asn)
+        peer.import_rules = self.policy.rules_for("import", peer.key, peer.peer_class)
+        peer.export_rules = self.policy.rules_for("export", peer.key, peer.peer_class)
+        key = (n.ibgp, peer.rr_client, peer.peer_class, peer.export_rules,
+               peer.config.effective_export(n.ibgp), peer.local_address or peer.config.local_address,
+               n.asn4, n.max_message_size)
+        if peer.group is not None and peer.group.key == key:
+            return
+        self._leave_group(peer)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = UpdateGroup(key)
+        group.members.append(peer)
+        peer.group = group
+
+    def _leave_group(self, peer: Peer) -> None:
+        group = peer.group
+        peer.group = None
+        if group is None:
+            return
+        if peer in group.members:
+            group.members.remove(peer)
+        if not group.members:
+            self.groups.pop(group.key, None)
+
+    def _resolver(self, peer: Peer, fam: Family, classes: Classes | None,
+                  policy: CompiledPolicy | None = None, rules: tuple[int, ...] | None = None):
+        masks = classes.masks if classes is not None else None
+        policy = policy or self.policy
+        rules = peer.export_rules if rules is None else rules
+
+        def resolve(src: int, attr_id: int, cls: int) -> int | None:
+            return self._export(peer, fam, src, attr_id, masks[cls] if masks else 0, policy, rules)
+        return resolve
+
     def _changed(self, fam: Family, changes: Changes) -> None:
-        """Best paths changed: tell every established neighbour what it should now hold."""
+        """Best paths changed: each update group computes and encodes its
+        difference once and writes the same bytes to every member."""
         if not len(changes):
             return
-        for peer in self.peers.values():
-            n = peer.negotiated
-            if n is None or fam not in n.families or fam not in peer.eor_sent:
+        classes = None
+        involved = None
+        for group in list(self.groups.values()):
+            members = [p for p in group.members if p.link is not None and p.negotiated is not None
+                       and fam in p.negotiated.families and fam in p.eor_sent]
+            if not members:
                 continue
-            self._advertise(peer, fam, changes)
+            if classes is None:
+                classes = self.policy.classify("export", changes.prefixes) or False
+            if involved is None:
+                involved = batch_sources(changes)
+            resolve = self._resolver(members[0], fam, classes or None)
+            shared = None
+            for peer in members:
+                if peer.src in involved:
+                    # Split horizon: its own routes are never sent back to it.
+                    out = self._encode_diff(peer, fam, export_diff(
+                        changes, resolve, classes=classes or None, exclude=peer.src))
+                else:
+                    if shared is None:
+                        shared = self._encode_diff(peer, fam, export_diff(
+                            changes, resolve, classes=classes or None))
+                    out = shared
+                self._send(peer, fam, out)
 
-    def _send_full(self, peer: Peer, fam: Family) -> None:
-        self._advertise(peer, fam, self.tables[fam].best_routes())
-        if peer.link is not None:
-            peer.link.send(encode_end_of_rib(*fam))
-        peer.eor_sent.add(fam)
+    def _send(self, peer: Peer, fam: Family, out: tuple[bytes, int, int]) -> None:
+        data, added, withdrawn = out
+        peer.advertised[fam] = peer.advertised.get(fam, 0) + added - withdrawn
+        if data and peer.link is not None:
+            peer.link.send(data)
 
-    def _advertise(self, peer: Peer, fam: Family, routes: Any) -> None:
-        """Group routes by the attributes this neighbour gets, diff them against
-        its Adj-RIB-Out, and send only the difference, packed."""
+    def _encode_diff(self, peer: Peer, fam: Family, diff: tuple) -> tuple[bytes, int, int]:
+        """Encode an export diff for a neighbour (any member of its group):
+        (UPDATE bytes, routes added, routes withdrawn)."""
+        groups, withdraw, added = diff
         n = peer.negotiated
-        if n is None or peer.link is None:
-            return
-        pairs = routes.pairs() if isinstance(routes, Changes) else set(zip(routes[1], routes[2]))
-        mapping = {(src, aid): self._export(peer, fam, src, aid) for src, aid in pairs}
-        groups, withdraw = group_by_attr(routes, mapping)
-        told = peer.adj_out.setdefault(fam, self._out_table(fam))
         out = []
         if len(withdraw):
-            gone = told.update(0, None, -1, withdraw)
-            if len(gone):
-                out.append(encode_updates(withdraw=gone.prefixes, max_size=n.max_message_size))
+            out.append(encode_updates(withdraw=withdraw, max_size=n.max_message_size))
         for aid, prefixes in groups.items():
-            told.set_attr(aid)
-            fresh = told.update(0, prefixes, aid, None)
-            if not len(fresh):
-                continue
             pa = self.table[aid]
             try:
                 attrs = encode_attributes(pa.replace(mp_next_hop=()), n.asn4)
                 nh = mp_next_hop_bytes(pa.mp_next_hop) if fam != IPV4_UNICAST or (
                     pa.next_hop is None and pa.mp_next_hop) else b""
-                out.append(encode_updates(fresh.prefixes, attrs, mp_next_hop=nh, max_size=n.max_message_size))
+                out.append(encode_updates(prefixes, attrs, mp_next_hop=nh, max_size=n.max_message_size))
             except ValueError as exc:
-                log.error("peer=%s cannot send %d routes: %s", peer.key, len(fresh), exc)
-                told.update(0, None, -1, fresh.prefixes)
-        if out:
-            peer.link.send(b"".join(out))
+                log.error("peer=%s cannot send %d routes: %s", peer.key, len(prefixes), exc)
+                added -= len(prefixes)
+        return b"".join(out), added, len(withdraw)
 
-    def _export(self, peer: Peer, fam: Family, src: int, attr_id: int) -> int | None:
+    def _send_full(self, peer: Peer, fam: Family) -> None:
+        self._send_table(peer, fam)
+        if peer.link is not None:
+            peer.link.send(encode_end_of_rib(*fam))
+        peer.eor_sent.add(fam)
+
+    def _send_table(self, peer: Peer, fam: Family, announce_all: bool = False) -> None:
+        """The whole export to one neighbour (session up, route refresh)."""
+        if peer.negotiated is None or peer.link is None:
+            return
+        routes = self.tables[fam].export_best()
+        classes = self.policy.classify("export", routes.prefixes)
+        resolve = self._resolver(peer, fam, classes)
+        diff = export_diff(routes, resolve, resolve if announce_all else None, classes=classes,
+                           exclude=peer.src, announce_all=announce_all)
+        data, added, withdrawn = self._encode_diff(peer, fam, diff)
+        if not announce_all:
+            peer.advertised[fam] = 0
+        self._send(peer, fam, (data, added, withdrawn))
+
+    def _export(self, peer: Peer, fam: Family, src: int, attr_id: int, mask: int = 0,
+                policy: CompiledPolicy | None = None, rules: tuple[int, ...] | None = None,
+                config: NeighborConfig | None = None) -> int | None:
         """The attribute id this neighbour should hold for a best route, or None."""
         n = peer.negotiated
         if src < 0 or n is None:
             return None
         if src == peer.src:
             return None
+        policy = policy or self.policy
+        rules = peer.export_rules if rules is None else rules
         origin_peer = self.sources.get(src)
         local = src == LOCAL_SRC
         src_ibgp = origin_peer is not None and origin_peer.ibgp
@@ -521,17 +775,18 @@ class Speaker:
                     return None
                 changes["originator_id"] = pa.originator_id or origin_peer.router_id
                 changes["cluster_list"] = (self.cluster_id,) + tuple(pa.cluster_list)
-            if peer.config.effective_export(True) != "accept":
-                return None
+        elif NO_EXPORT in pa.communities:
+            return None
+        o = policy.evaluate("export", rules, mask, local) if rules else None
+        verdict = (o.verdict if o is not None else None) or (config or peer.config).effective_export(n.ibgp)
+        if verdict != "accept":
+            return None  # RFC 8212: nothing to an eBGP neighbour without an export policy
+        if n.ibgp:
             if pa.local_pref is None:
                 changes["local_pref"] = 100
-            if local:
-                changes.update(self._next_hop_self(peer, fam, pa))
+            if local or (o is not None and o.next_hop_self):
+                changes.update(self._next_hop_self(peer, fam, pa, force=o is not None and o.next_hop_self))
         else:
-            if peer.config.effective_export(False) != "accept":
-                return None  # RFC 8212: nothing to an eBGP neighbour without an export policy
-            if NO_EXPORT in pa.communities:
-                return None
             path = tuple(pa.as_path or ())
             if path and path[0][0] == 2:
                 path = ((2, (self.config.asn,) + path[0][1]),) + path[1:]
@@ -543,8 +798,10 @@ class Speaker:
             changes["cluster_list"] = ()
             if not local:
                 changes["med"] = None  # MED is not passed on to another AS (RFC 4271 5.1.4)
-            if not local or (pa.next_hop is None and not pa.mp_next_hop):
+            if not local or (pa.next_hop is None and not pa.mp_next_hop) or (o is not None and o.next_hop_self):
                 changes.update(self._next_hop_self(peer, fam, pa, force=True))
+        if o is not None and o.modifies:
+            return self.table.intern(self._apply(pa, o, changes, ibgp=n.ibgp))
         if not changes:
             return attr_id
         return self.table.intern(pa.replace(**changes))
@@ -575,10 +832,9 @@ class Speaker:
         n = peer.negotiated
         if n is None or fam not in n.families or peer.link is None:
             return
-        peer.adj_out[fam] = self._out_table(fam)  # send everything again
         if n.enhanced_route_refresh:
             peer.link.send(encode_route_refresh(e.afi, e.safi, RouteRefreshSubtype.BEGIN))
-        self._advertise(peer, fam, self.tables[fam].best_routes())
+        self._send_table(peer, fam, announce_all=True)  # everything again
         if n.enhanced_route_refresh:
             peer.link.send(encode_route_refresh(e.afi, e.safi, RouteRefreshSubtype.END))
 
@@ -611,7 +867,7 @@ class Speaker:
                 "last_error": last_error,
                 "received": accepted + sum(len(t) for t in peer.rejected.values()),
                 "accepted": accepted,
-                "advertised": sum(len(t) for t in peer.adj_out.values()),
+                "advertised": sum(peer.advertised.values()),
                 "capabilities": n.describe() if n else {},
                 "router_id": n.peer_router_id if n else None,
                 "description": peer.config.description,
@@ -639,11 +895,14 @@ class Speaker:
             if family is not None and fam != family:
                 continue
             if neighbor is not None and direction == "out":
-                told = peer.adj_out.get(fam)
-                if told is not None:
-                    arr, attrs = told.paths_of(0)
-                    for prefix, aid in zip(arr.to_strings(), attrs):
-                        out.append(self._route_dict(prefix, fam, aid, peer.key, best=None, stale=False))
+                if peer.negotiated is not None and fam in peer.eor_sent:
+                    routes = table.export_best()
+                    classes = self.policy.classify("export", routes.prefixes)
+                    groups, _, _ = export_diff(routes, self._resolver(peer, fam, classes),
+                                               classes=classes, exclude=peer.src)
+                    for aid, arr in groups.items():
+                        for prefix in arr.to_strings():
+                            out.append(self._route_dict(prefix, fam, aid, peer.key, best=None, stale=False))
                 continue
             prefixes = set()
             for src in ([peer.src] if neighbor is not None else list(self.sources)):

@@ -237,8 +237,7 @@ cdef class Routes:
         return [-1 if self.attr[i] == NO_ATTR else <int64_t>self.attr[i] for i in range(self.n)]
 
     def pairs(self):
-        """The distinct (source, attr id) pairs, routes with no source left
-        out: the keys a group_by_attr mapping needs."""
+        """The distinct (source, attr id) pairs, routes with no source left out."""
         cdef _PairMap seen = _PairMap()
         cdef Py_ssize_t i
         cdef uint64_t key
@@ -1320,41 +1319,6 @@ cdef class RouteTable:
 
 # ----------------------------------------------------------------- export
 
-def group_by_attr(routes, mapping, int src=-1):
-    """Split routes by the attribute set each one is sent with.
-
-    routes: a Routes or Changes (their new best), or a tuple (PrefixArray,
-    sources, attrs) as best_routes() returns, or (PrefixArray, attrs) as
-    paths_of(src) returns (then give src).  mapping: dict (src, attr id) ->
-    out attr id, or None to withdraw; routes with source -1 (no route now) are
-    withdrawn without a lookup.  Every distinct pair is looked up once.
-
-    Returns ({out attr id: PrefixArray}, PrefixArray of withdrawals).
-    """
-    cdef Routes r
-    cdef PrefixArray pa
-    if isinstance(routes, Routes):
-        return _group(<Routes>routes, mapping)
-    items = tuple(routes)
-    if len(items) == 3:
-        pa, srcs, attrs = items
-    elif len(items) == 2:
-        pa, attrs = items
-        srcs = [src] * len(attrs)
-    else:
-        raise TypeError("routes must be Routes, (PrefixArray, srcs, attrs) or (PrefixArray, attrs)")
-    if len(srcs) != pa.n or len(attrs) != pa.n:
-        raise ValueError("prefixes, sources and attrs differ in length")
-    r = Routes(pa.afi)
-    r._grow(pa.n)
-    r.prefixes.extend(pa)
-    for i in range(pa.n):
-        r.src[i] = srcs[i]
-        r.attr[i] = NO_ATTR if attrs[i] < 0 else attrs[i]
-    r.n = pa.n
-    return _group(r, mapping)
-
-
 cdef inline int _push_route(PrefixArray out, PrefixArray src, Py_ssize_t i) except -1:
     if out.n == out.cap:
         out.reserve(1)
@@ -1366,43 +1330,347 @@ cdef inline int _push_route(PrefixArray out, PrefixArray src, Py_ssize_t i) exce
     return 0
 
 
-cdef tuple _group(Routes r, object mapping):
-    cdef int afi = r.prefixes.afi
-    cdef PrefixArray withdrawals = PrefixArray(afi)
-    cdef PrefixArray arr, cur = withdrawals
-    cdef dict groups = {}
-    cdef list by_index = []          # group index -> PrefixArray (index -1: withdrawals)
-    cdef _PairMap cache = _PairMap()
-    cdef Py_ssize_t i
-    cdef uint64_t key, last_key = 0
-    cdef bint have_last = False
-    cdef int64_t g
-    cdef int64_t* hit
-    cdef PrefixArray prefixes = r.prefixes
-    for i in range(r.n):
-        if r.src[i] < 0:
-            _push_route(withdrawals, prefixes, i)
-            continue
-        key = _pair_key(r.src[i], r.attr[i])
-        if not have_last or key != last_key:
-            # A different pair from the previous route: find its group.
-            hit = cache.find(key)
-            if hit != NULL:
-                g = hit[0]
+# ------------------------------------------------------------- prefix sets
+#
+# Policy matching without a Python object per prefix: a PrefixSet holds its
+# ranges (prefix, ge, le) as C structs sorted by (length, key); matching a
+# prefix of length p masks it to each distinct range length L <= p and binary-
+# searches the ranges of that length.  classify() turns a batch into one small
+# class id per prefix (class = the set of PrefixSets it matches), so policy is
+# evaluated in Python once per class, never per prefix.
+
+cdef struct Range:
+    uint64_t hi       # IPv4: 0
+    uint64_t lo       # IPv4: the address masked to len
+    uint8_t len
+    uint8_t ge
+    uint8_t le
+
+
+cdef inline uint64_t _mask64(int k) noexcept nogil:
+    if k <= 0:
+        return 0
+    if k >= 64:
+        return 0xFFFFFFFFFFFFFFFFULL
+    return 0xFFFFFFFFFFFFFFFFULL << (64 - k)
+
+
+cdef inline int _range_cmp(uint8_t len_a, uint64_t hi_a, uint64_t lo_a, Range* b) noexcept nogil:
+    if len_a != b.len:
+        return -1 if len_a < b.len else 1
+    if hi_a != b.hi:
+        return -1 if hi_a < b.hi else 1
+    if lo_a != b.lo:
+        return -1 if lo_a < b.lo else 1
+    return 0
+
+
+cdef class PrefixSet:
+    """Prefix ranges of one family: ``PrefixSet(afi, [(prefix, ge, le), ...])``.
+
+    A prefix P/p matches a range N/n ge g le l when its first n bits are N's
+    and g <= p <= l.  An exact entry is (N/n, n, n); "or longer" is (N/n, n,
+    32 or 128).  ``match(prefixes)`` gives one byte a prefix (1: in the set).
+    """
+    cdef readonly int afi
+    cdef Range* r
+    cdef Py_ssize_t n
+    cdef uint8_t lens[130]     # the distinct range lengths, ascending
+    cdef int nlens
+    cdef Py_ssize_t start[130] # index of the first range of each length in lens
+    cdef Py_ssize_t stop[130]
+
+    def __cinit__(self, int afi, entries=()):
+        cdef PrefixArray pa
+        cdef Py_ssize_t i, j
+        cdef int maxlen = 32 if afi == 1 else 128
+        if afi not in (1, 2):
+            raise ValueError(f"afi must be 1 or 2, not {afi}")
+        self.afi = afi
+        self.r = NULL
+        self.n = 0
+        self.nlens = 0
+        items = list(entries)
+        pa = PrefixArray.from_strings([e[0] for e in items], afi)
+        self.r = <Range*>calloc(max(1, len(items)), sizeof(Range))
+        if self.r == NULL:
+            raise MemoryError()
+        for i in range(pa.n):
+            ge, le = int(items[i][1]), int(items[i][2])
+            if afi == 1:
+                self.r[i].hi = 0
+                self.r[i].lo = pa.v4[i] >> 8
+                self.r[i].len = pa.v4[i] & 0xFF
             else:
-                out = mapping[(r.src[i], <int64_t>r.attr[i])]
-                if out is None:
-                    g = -1
+                self.r[i].hi = pa.v6[i].hi
+                self.r[i].lo = pa.v6[i].lo
+                self.r[i].len = pa.v6[i].plen
+            if not (self.r[i].len <= ge <= le <= maxlen):
+                raise ValueError(f"{items[i][0]}: range {ge}..{le} must lie within {self.r[i].len}..{maxlen}")
+            self.r[i].ge = ge
+            self.r[i].le = le
+        self.n = pa.n
+        order = sorted(range(self.n), key=lambda k: (self.r[k].len, self.r[k].hi, self.r[k].lo))
+        tmp_list = [self.r[k] for k in order]
+        for i in range(self.n):
+            self.r[i] = tmp_list[i]
+        i = 0
+        while i < self.n:
+            j = i
+            while j < self.n and self.r[j].len == self.r[i].len:
+                j += 1
+            self.lens[self.nlens] = self.r[i].len
+            self.start[self.nlens] = i
+            self.stop[self.nlens] = j
+            self.nlens += 1
+            i = j
+
+    def __dealloc__(self):
+        free(self.r)
+
+    def __len__(self):
+        return self.n
+
+    cdef bint contains(self, uint64_t hi, uint64_t lo, uint8_t plen) noexcept nogil:
+        cdef int k
+        cdef uint8_t L
+        cdef uint64_t mh, ml
+        cdef Py_ssize_t a, b, m, j
+        cdef int c
+        for k in range(self.nlens):
+            L = self.lens[k]
+            if L > plen:
+                break
+            if self.afi == 1:
+                mh = 0
+                ml = lo & (_mask64(L) >> 32)
+            elif L <= 64:
+                mh = hi & _mask64(L)
+                ml = 0
+            else:
+                mh = hi
+                ml = lo & _mask64(L - 64)
+            a = self.start[k]
+            b = self.stop[k]
+            while a < b:              # first range >= (L, mh, ml)
+                m = (a + b) >> 1
+                if _range_cmp(L, mh, ml, &self.r[m]) > 0:
+                    a = m + 1
                 else:
-                    arr = groups.get(out)
-                    if arr is None:
-                        arr = PrefixArray(afi)
-                        groups[out] = arr
-                    by_index.append(arr)
-                    g = len(by_index) - 1
-                cache.put(key, g)
-            cur = withdrawals if g < 0 else <PrefixArray>by_index[g]
-            last_key = key
-            have_last = True
+                    b = m
+            j = a
+            while j < self.stop[k] and _range_cmp(L, mh, ml, &self.r[j]) == 0:
+                if self.r[j].ge <= plen <= self.r[j].le:
+                    return True
+                j += 1
+        return False
+
+    cdef inline bint contains_at(self, PrefixArray p, Py_ssize_t i) noexcept nogil:
+        if p.afi == 1:
+            return self.contains(0, p.v4[i] >> 8, p.v4[i] & 0xFF)
+        return self.contains(p.v6[i].hi, p.v6[i].lo, p.v6[i].plen)
+
+    def match(self, PrefixArray prefixes not None):
+        """One byte a prefix: 1 when it is in the set."""
+        cdef bytearray out = bytearray(prefixes.n)
+        cdef Py_ssize_t i
+        if prefixes.afi != self.afi:
+            return bytes(out)
+        for i in range(prefixes.n):
+            out[i] = self.contains_at(prefixes, i)
+        return bytes(out)
+
+    def __contains__(self, prefix):
+        return bool(self.match(PrefixArray.from_strings([prefix], self.afi))[0])
+
+
+cdef class Classes:
+    """A class id (uint16) for each prefix of a batch, and for each class the
+    bit mask of the PrefixSets its prefixes match (bit k: sets[k])."""
+    cdef uint16_t* ids
+    cdef Py_ssize_t n
+    cdef readonly list masks
+
+    def __cinit__(self):
+        self.ids = NULL
+        self.n = 0
+        self.masks = []
+
+    def __dealloc__(self):
+        free(self.ids)
+
+    def __len__(self):
+        return self.n
+
+    def class_ids(self):
+        return [self.ids[i] for i in range(self.n)]
+
+
+def classify(PrefixArray prefixes not None, sets):
+    """Classes of ``prefixes`` against up to 64 PrefixSets (other families'
+    sets never match)."""
+    cdef list ps = list(sets)
+    cdef Classes out = Classes()
+    cdef Py_ssize_t i, k, nsets = len(ps)
+    cdef PrefixSet s
+    cdef uint64_t bit
+    cdef uint64_t* masks
+    cdef int64_t* hit
+    cdef _PairMap seen = _PairMap()
+    if nsets > 64:
+        raise ValueError("at most 64 prefix sets can be matched at once")
+    out.ids = <uint16_t*>malloc(max(1, prefixes.n) * sizeof(uint16_t))
+    masks = <uint64_t*>calloc(max(1, prefixes.n), sizeof(uint64_t))
+    if out.ids == NULL or masks == NULL:
+        free(masks)
+        raise MemoryError()
+    out.n = prefixes.n
+    try:
+        for k in range(nsets):
+            s = <PrefixSet?>ps[k]
+            if s.afi != prefixes.afi or s.n == 0:
+                continue
+            bit = (<uint64_t>1) << k
+            for i in range(prefixes.n):
+                if s.contains_at(prefixes, i):
+                    masks[i] |= bit
+        for i in range(prefixes.n):
+            hit = seen.find(masks[i])
+            if hit == NULL:
+                if len(out.masks) >= 65535:
+                    raise ValueError("too many distinct prefix classes in one batch")
+                seen.put(masks[i], len(out.masks))
+                out.ids[i] = len(out.masks)
+                out.masks.append(masks[i])
+            else:
+                out.ids[i] = <uint16_t>hit[0]
+    finally:
+        free(masks)
+    return out
+
+
+def partition(PrefixArray prefixes not None, Classes classes not None):
+    """The prefixes of each class: a list of PrefixArray, indexed by class id."""
+    cdef Py_ssize_t i
+    if classes.n != prefixes.n:
+        raise ValueError("classes and prefixes differ in length")
+    parts = [PrefixArray(prefixes.afi) for _ in classes.masks]
+    for i in range(prefixes.n):
+        _push_route(<PrefixArray>parts[classes.ids[i]], prefixes, i)
+    return parts
+
+
+# ------------------------------------------------------------ export diff
+
+cdef inline int64_t _resolve(_PairMap cache, object fn, int32_t src, uint32_t attr,
+                             uint16_t cls) except -2:
+    cdef uint64_t key = (<uint64_t>cls << 48) | (<uint64_t>(<uint32_t>src & 0xFFFF) << 32) | attr
+    cdef int64_t* hit = cache.find(key)
+    cdef int64_t v
+    if hit != NULL:
+        return hit[0]
+    out = fn(src, <int64_t>attr, cls)
+    v = -1 if out is None else <int64_t>out
+    cache.put(key, v)
+    return v
+
+
+def export_diff(Routes routes not None, resolve, old_resolve=None, Classes classes=None,
+                int exclude=-1, bint announce_all=False):
+    """What a neighbour (or an update group) must be sent for a batch of routes.
+
+    ``resolve(src, attr_id, cls)`` gives the attribute id the neighbour gets
+    for a route, or None (not exported); it is called once per distinct
+    (src, attr_id, cls).  cls is the route's class id in ``classes`` (0
+    without).  For a Changes, the old best goes through ``old_resolve`` (or
+    ``resolve``); for plain Routes, through ``old_resolve`` when given (a
+    policy change), else nothing was exported before (a full table).  Routes
+    from source ``exclude`` are never exported (split horizon).
+
+    A route is announced when its export differs from the old one (or with
+    announce_all), withdrawn when it was exported and no longer is.  Returns
+    ({out attr id: PrefixArray}, PrefixArray of withdrawals, added): added
+    counts the announced routes that were not exported before, so the
+    caller can keep "routes advertised" without a table.
+
+    This is how kbgp keeps no Adj-RIB-Out: what a neighbour holds is a pure
+    function of the Loc-RIB and its export policy, so the old best path and
+    the policy say what it held (BIRD derives exports the same way).
+    """
+    cdef int afi = routes.prefixes.afi
+    cdef PrefixArray withdrawals = PrefixArray(afi)
+    cdef PrefixArray prefixes = routes.prefixes
+    cdef dict groups = {}
+    cdef _PairMap new_cache = _PairMap(), old_cache = _PairMap()
+    cdef bint is_changes = isinstance(routes, Changes)
+    cdef Changes ch = <Changes>routes if is_changes else None
+    cdef object oldfn = old_resolve if old_resolve is not None else resolve
+    cdef bint have_old = is_changes or old_resolve is not None
+    cdef Py_ssize_t i
+    cdef int32_t s, os
+    cdef uint32_t oa
+    cdef uint16_t cls
+    cdef int64_t new_out, old_out, last_out = -2
+    cdef PrefixArray cur = None
+    cdef Py_ssize_t added = 0
+    if classes is not None and classes.n != routes.n:
+        raise ValueError("classes and routes differ in length")
+    for i in range(routes.n):
+        cls = classes.ids[i] if classes is not None else 0
+        s = routes.src[i]
+        if s < 0 or s == exclude:
+            new_out = -1
+        else:
+            new_out = _resolve(new_cache, resolve, s, routes.attr[i], cls)
+        old_out = -1
+        if have_old:
+            if is_changes:
+                os = ch.old_src[i]
+                oa = ch.old_attr[i]
+            else:
+                os = s
+                oa = routes.attr[i]
+            if os >= 0 and os != exclude:
+                old_out = _resolve(old_cache, oldfn, os, oa, cls)
+        if new_out < 0:
+            if old_out >= 0:
+                _push_route(withdrawals, prefixes, i)
+            continue
+        if new_out == old_out and not announce_all:
+            continue
+        if old_out < 0:
+            added += 1
+        if new_out != last_out:
+            cur = groups.get(new_out)
+            if cur is None:
+                cur = PrefixArray(afi)
+                groups[new_out] = cur
+            last_out = new_out
         _push_route(cur, prefixes, i)
-    return groups, withdrawals
+    return groups, withdrawals, added
+
+
+def batch_sources(Routes routes not None):
+    """The sources (old and new) that appear in a batch, as a set."""
+    cdef uint8_t* seen = <uint8_t*>calloc(65536, 1)
+    cdef Py_ssize_t i
+    cdef int32_t s
+    cdef bint is_changes = isinstance(routes, Changes)
+    cdef Changes ch = <Changes>routes if is_changes else None
+    if seen == NULL:
+        raise MemoryError()
+    out = set()
+    try:
+        for i in range(routes.n):
+            s = routes.src[i]
+            if 0 <= s < 65536 and not seen[s]:
+                seen[s] = 1
+                out.add(s)
+            if is_changes:
+                s = ch.old_src[i]
+                if 0 <= s < 65536 and not seen[s]:
+                    seen[s] = 1
+                    out.add(s)
+    finally:
+        free(seen)
+    return out

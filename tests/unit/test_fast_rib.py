@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kbgp._fast.attrs import AttrTable, PathAttributes
-from kbgp._fast.rib import Changes, RouteTable, Routes, group_by_attr
+from kbgp._fast.rib import Changes, RouteTable, Routes, export_diff
 from kbgp._fast.wire import PrefixArray
 from kbgp.rib.table import LOCAL, Rib, Source
 
@@ -452,19 +452,21 @@ def test_set_attr_from_ranks():
     assert t.attr_rank(5)["neighbor_as"] == 65030  # the first AS_SEQUENCE
 
 
-# ============================================================ group_by_attr
+# ============================================================ export_diff
 
-class CountingDict(dict):
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.lookups = 0
+class Resolver:
+    """A resolve callable from a dict, counting its calls."""
 
-    def __getitem__(self, key):
-        self.lookups += 1
-        return super().__getitem__(key)
+    def __init__(self, table):
+        self.table = table
+        self.calls = []
+
+    def __call__(self, src, aid, cls):
+        self.calls.append((src, aid, cls))
+        return self.table.get((src, aid, cls), self.table.get((src, aid)))
 
 
-def test_group_by_attr_from_changes():
+def test_export_diff_full_table_groups_by_out_attr():
     p = two_sources()
     a = p.attr(origin=0)
     b = p.attr(origin=1)
@@ -475,32 +477,73 @@ def test_group_by_attr_from_changes():
     p.fast.update(2, PrefixArray.sequence("12.0.0.0/24", 300), c)
     routes = p.fast.export_best()
     assert sorted(routes.pairs()) == [(1, a), (2, b), (2, c)]
-    mapping = CountingDict({(1, a): 100, (2, b): None, (2, c): 100})
-    groups, withdrawals = group_by_attr(routes, mapping)
-    assert mapping.lookups == 3
-    assert set(groups) == {100}
-    assert len(groups[100]) == 1300 and len(withdrawals) == 500
+    r = Resolver({(1, a): 100, (2, b): None, (2, c): 100})
+    groups, withdrawals, added = export_diff(routes, r)
+    assert sorted(r.calls) == [(1, a, 0), (2, b, 0), (2, c, 0)]   # once per distinct pair
+    assert set(groups) == {100} and len(withdrawals) == 0 and added == 1300
     assert set(groups[100].to_strings()) == set(arr.to_strings()) | set(
         PrefixArray.sequence("12.0.0.0/24", 300).to_strings())
-    # Changes: routes with no best any more are withdrawn without a lookup.
-    ch = p.fast.drop_source(1)
-    groups, withdrawals = group_by_attr(ch, CountingDict())
-    assert groups == {} and sorted(withdrawals.keys()) == sorted(arr.keys())
+    # Split horizon: source 1's routes are not exported to source 1.
+    groups, withdrawals, added = export_diff(routes, r, exclude=1)
+    assert len(groups[100]) == 300 and added == 300
 
 
-def test_group_by_attr_from_tuples():
+def test_export_diff_of_changes_sends_only_differences():
     p = two_sources()
     a = p.attr(origin=0)
-    b = p.attr(origin=1)
-    p.fast.update(1, pfx(P1, "10.2.0.0/24"), a)
-    p.fast.update(1, pfx("10.3.0.0/24"), b)
-    groups, wd = group_by_attr(p.fast.best_routes(), {(1, a): 7, (1, b): 8})
-    assert sorted(groups[7].to_strings()) == [P1, "10.2.0.0/24"] and groups[8].to_strings() == ["10.3.0.0/24"]
+    a2 = p.attr(origin=0, local_pref=200)
+    b = p.attr(origin=0, local_pref=300)
+    p.fast.update(1, pfx(P1, "10.2.0.0/24", "10.3.0.0/24"), a)
+    out = {(1, a): 7, (2, a2): 7, (2, b): 9}
+    # Source 2 sends a better path for P1 with the same outgoing attributes: nothing to send.
+    ch = p.fast.update(2, pfx(P1), a2)
+    assert len(ch) == 1
+    groups, wd, added = export_diff(ch, Resolver(out))
+    assert groups == {} and len(wd) == 0 and added == 0
+    # ... and with other outgoing attributes: an implicit replace (not added).
+    ch = p.fast.update(2, pfx("10.2.0.0/24"), b)
+    groups, wd, added = export_diff(ch, Resolver(out))
+    assert groups[9].to_strings() == ["10.2.0.0/24"] and added == 0
+    # The neighbour that sent it is excluded: it gets a withdraw of what it held.
+    groups, wd, added = export_diff(ch, Resolver(out), exclude=2)
+    assert groups == {} and wd.to_strings() == ["10.2.0.0/24"]
+    # No route any more: a withdraw, only if something was exported.
+    ch = p.fast.update(1, None, -1, pfx("10.3.0.0/24"))
+    groups, wd, added = export_diff(ch, Resolver(out))
+    assert wd.to_strings() == ["10.3.0.0/24"]
+    groups, wd, added = export_diff(ch, Resolver({(1, a): None}))
     assert len(wd) == 0
-    groups, wd = group_by_attr(p.fast.paths_of(1), {(1, a): None, (1, b): 8}, src=1)
-    assert sorted(wd.to_strings()) == [P1, "10.2.0.0/24"] and list(groups) == [8]
-    with pytest.raises(KeyError):
-        group_by_attr(p.fast.export_best(), {})
+
+
+def test_export_diff_policy_change_and_classes():
+    from kbgp._fast.rib import PrefixSet, classify
+    p = two_sources()
+    a = p.attr(origin=0)
+    p.fast.update(1, pfx(P1, "10.2.0.0/24", "10.3.0.0/24"), a)
+    routes = p.fast.export_best()
+    pods = PrefixSet(1, [("10.2.0.0/24", 24, 24)])
+    classes = classify(routes.prefixes, [pods])
+    in_pods = classes.masks.index(1)
+    old = Resolver({(1, a): 7})                        # everything was exported
+    new = Resolver({(1, a, in_pods): 7})               # now only the pods set
+    groups, wd, added = export_diff(routes, new, old, classes=classes)
+    assert groups == {} and sorted(wd.to_strings()) == [P1, "10.3.0.0/24"] and added == 0
+    groups, wd, added = export_diff(routes, new, new, classes=classes, announce_all=True)
+    assert groups[7].to_strings() == ["10.2.0.0/24"] and len(wd) == 0 and added == 0
+    with pytest.raises(ValueError):
+        export_diff(routes, new, classes=classify(pfx(P1), [pods]))
+
+
+def test_batch_sources():
+    from kbgp._fast.rib import batch_sources
+    p = two_sources()
+    a = p.attr(origin=0)
+    better = p.attr(origin=0, local_pref=200)
+    p.fast.update(1, pfx(P1), a)
+    ch = p.fast.update(2, pfx(P1, "10.9.0.0/24"), better)
+    assert batch_sources(ch) == {1, 2}          # old best from 1, new from 2
+    ch = p.fast.update(1, None, -1, pfx(P1))    # a losing path: no change
+    assert batch_sources(ch) == set()
 
 
 # ============================================================ IPv6
@@ -710,3 +753,60 @@ def test_property_order_of_announcements_does_not_matter(afi, attr_specs, routes
         p.fast.update(src, PrefixArray.from_strings(prefixes, afi), aids[a])
     states.append(p.fast_loc())
     assert states[0] == states[1] == states[2]
+
+
+def neighbour_view(view: dict, diff, pool_afi: int) -> None:
+    """Apply one export_diff to what the neighbour holds, as a BGP receiver would."""
+    groups, withdrawals, added = diff
+    before = len(view)
+    for p in withdrawals.to_strings():
+        assert p in view, f"withdrawal of {p}, which the neighbour never got"
+        del view[p]
+    for aid, arr in groups.items():
+        for p in arr.to_strings():
+            view[p] = aid
+    assert len(view) - before == added - len(withdrawals)
+
+
+@pytest.mark.parametrize("afi", [1, 2])
+@settings(max_examples=150, deadline=None)
+@given(attr_specs=st.lists(attr_strategy, min_size=6, max_size=6),
+       routes=st.lists(st.tuples(st.sampled_from(SOURCES), st.integers(0, 9), st.integers(0, 5)),
+                       max_size=40, unique_by=lambda r: (r[0], r[1])),
+       withdrawn=st.sets(st.integers(0, 39)),
+       data=st.data())
+def test_property_adj_rib_out_does_not_depend_on_order(afi, attr_specs, routes, withdrawn, data):
+    """The same announcements in any order, interleaved with withdraws (each
+    after its announcement), give the same Loc-RIB and the same Adj-RIB-Out:
+    what the neighbour holds after every incremental export_diff equals the
+    full export of the final Loc-RIB.  The neighbour is source 3 (split
+    horizon) and its export policy refuses source 4's routes."""
+    pool = V4_POOL if afi == 1 else V6_POOL
+    events = [("a", r) for r in routes] + [("w", routes[i]) for i in sorted(withdrawn) if i < len(routes)]
+    order = data.draw(st.permutations(events))
+    # A withdraw must come after its announcement: move each announcement first.
+    fixed, seen = [], set()
+    for kind, r in order:
+        if kind == "w" and r not in seen:
+            fixed.append(("a", r))
+            seen.add(r)
+        if kind == "a" and r in seen:
+            continue
+        fixed.append((kind, r))
+        seen.add(r)
+    finals = []
+    for events_in_order in (events, fixed):
+        p, aids = make_pair(afi, attr_specs)
+
+        def resolve(src, aid, cls):
+            return None if src == 4 else 1000 + aid
+        view: dict[str, int] = {}
+        for kind, (src, i, a) in events_in_order:
+            one = PrefixArray.from_strings([pool[i]], afi)
+            ch = p.fast.update(src, one, aids[a], None) if kind == "a" else p.fast.update(src, None, -1, one)
+            neighbour_view(view, export_diff(ch, resolve, exclude=3), afi)
+        full: dict[str, int] = {}
+        neighbour_view(full, export_diff(p.fast.export_best(), resolve, exclude=3), afi)
+        assert view == full
+        finals.append((p.fast_loc(), view))
+    assert finals[0] == finals[1]
