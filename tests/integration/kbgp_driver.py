@@ -117,6 +117,7 @@ class Kbgp(Daemon):
         self.last_exit_codes: list[int | None] = []
         self.route_extra: dict[str, dict[str, Any]] = {}
         self.neighbor_extra: dict[str, dict[str, Any]] = {}
+        self.policy_config: dict[str, Any] = {}
 
     # ---- configuration ----------------------------------------------------
     def configure(self, *, listen: Iterable[str] | None = None, hold_time: int | None = None,
@@ -148,14 +149,27 @@ class Kbgp(Daemon):
 
     def add_neighbor(self, address: str, asn: int, *, ttl_security: int | None = None,
                      description: str | None = None, max_prefixes: int | None = None,
-                     **kw) -> Neighbor:
+                     peer_class: str | None = None, **kw) -> Neighbor:
         """As Daemon.add_neighbor, plus kbgp's TTL_SECURITY (GTSM hops),
-        DESCRIPTION and MAX_PREFIXES.  ASN 0 accepts any AS."""
+        DESCRIPTION, MAX_PREFIXES and PEER_CLASS.  ASN 0 accepts any AS."""
         nb = super().add_neighbor(address, asn, **kw)
         extra = {"ttl-security": ttl_security, "description": description,
-                 "max-prefixes": max_prefixes}
+                 "max-prefixes": max_prefixes, "peer-class": peer_class}
         self.neighbor_extra[nb.address] = {k: v for k, v in extra.items() if v is not None}
         return nb
+
+    def set_policy(self, policy: dict[str, Any]) -> "Kbgp":
+        """Top-level policy keys (prefix-sets, neighbor-sets, policy), as in
+        the YAML file; call reload() afterwards when running."""
+        self.policy_config = dict(policy)
+        return self
+
+    def reload(self) -> None:
+        """Rewrite the configuration file and send SIGHUP (live reconfiguration)."""
+        if not self.running:
+            raise RuntimeError(f"{self}: reload() needs a running speaker")
+        self.conf.write_text(self.config())
+        self._signal_all(signal.SIGHUP)
 
     def _check_neighbor(self, nb: Neighbor) -> None:
         if nb.graceful_restart:
@@ -247,6 +261,7 @@ class Kbgp(Daemon):
             routes.append(o)
         if routes:
             cfg["originate"] = routes
+        cfg.update(self.policy_config)
         return cfg
 
     def config(self) -> str:
