@@ -342,6 +342,10 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(_INT_TAG, _INT_WITHOUT_BASE_60, list("-+0123456789"))
 
 
+# Public name for other readers of YAML written by people (annotations, cluster files).
+StrictYamlLoader = _Loader
+
+
 def _load_yaml(raw: bytes, source: str) -> Any:
     try:
         return yaml.load(raw, Loader=_Loader)  # a SafeLoader subclass: builds only plain data
