@@ -114,13 +114,15 @@ class Peer:
                 return
 
 
-def attrs_bytes(asn: int, next_hop: str) -> bytes:
+def attrs_bytes(asn: int, next_hop: str, ibgp: bool = False) -> bytes:
+    if ibgp:   # to a route reflector of our own AS: empty AS_PATH, LOCAL_PREF
+        return encode_attributes(PathAttributes(origin=0, as_path=[], next_hop=next_hop, local_pref=100))
     return encode_attributes(PathAttributes(origin=0, as_path=[(2, (asn,))], next_hop=next_hop))
 
 
 def run_feeder(a) -> None:
     t0 = time.monotonic()
-    attrs = attrs_bytes(a.asn, a.local)
+    attrs = attrs_bytes(a.asn, a.local, a.ibgp)
     chunks = []
     done = 0
     # One PrefixArray per batch, encoded to whole messages, so keepalives can
@@ -167,7 +169,7 @@ def run_monitor(a) -> None:
     p.handshake()
     emit("established")
     threading.Thread(target=p.keepalive_loop, daemon=True).start()
-    ctx = DecodeContext(asn4=True, ibgp=False)
+    ctx = DecodeContext(asn4=True, ibgp=a.ibgp)
     table = AttrTable()
     count = updates = 0
     reported = False
@@ -239,6 +241,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--first", default="16.0.0.0/24")
     ap.add_argument("--router-id")
+    ap.add_argument("--ibgp", action="store_true", help="iBGP to a route reflector (same AS)")
     a = ap.parse_args()
     a.router_id = a.router_id or a.local
     (run_feeder if a.role == "feeder" else run_monitor)(a)

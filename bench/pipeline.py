@@ -6,7 +6,8 @@ For each N and target: three network namespaces (feeder, target, monitor)
 joined by veth pairs (feeder 10.70.0.1 <-> 10.70.0.2 target 10.71.0.1 <->
 10.71.0.2 monitor).  The target is configured as an eBGP route server shape
 (AS 65000, feeder AS 65001, monitor AS 65002, accept everything in and out,
-both neighbours passive).  The monitor connects first; once the target shows
+both neighbours passive), or with ``--shape rr`` as a route reflector (feeder
+and monitor in AS 65000, both route-reflector clients).  The monitor connects first; once the target shows
 it Established, the feeder connects and writes N pre-encoded IPv4 prefixes.
 Measured: seconds from the feeder's session reaching Established until the
 monitor holds all N; the target's peak RSS (sum of VmHWM over every process
@@ -122,11 +123,11 @@ class Lines:
 
 
 def start_peer(ns: Netns, role: str, local: str, remote: str, asn: int, n: int,
-               stderr_path: Path) -> Lines:
+               stderr_path: Path, ibgp: bool = False) -> Lines:
     env = kbgp_env()
     errf = open(stderr_path, "ab")
     p = ns.popen([sys.executable, str(PEER), role, "--local", local, "--remote", remote,
-                  "--asn", str(asn), "--n", str(n)],
+                  "--asn", str(asn), "--n", str(n)] + (["--ibgp"] if ibgp else []),
                  env=env, stdout=subprocess.PIPE, stderr=errf, text=True, cwd=str(ROOT))
     errf.close()
     return Lines(p, role)
@@ -157,8 +158,10 @@ def versions() -> dict:
 
 # ------------------------------------------------------------------ one run
 
-def run_one(target: str, n: int, timeout: float, workroot: Path) -> dict:
-    rec: dict = {"target": target, "n": n}
+def run_one(target: str, n: int, timeout: float, workroot: Path, shape: str = "rs") -> dict:
+    rec: dict = {"target": target, "n": n, "shape": shape}
+    rr = shape == "rr"
+    feeder_as, monitor_as = (TARGET_AS, TARGET_AS) if rr else (FEEDER_AS, MONITOR_AS)
     cls = DRIVERS[target]
     why = cls.missing()
     if why:
@@ -177,12 +180,12 @@ def run_one(target: str, n: int, timeout: float, workroot: Path) -> dict:
         d = cls(ns_t, TGT_F, TARGET_AS, work)
         if target == "kbgp":
             d.configure(listen=["0.0.0.0:179"])
-        for addr, asn in ((FEEDER, FEEDER_AS), (MONITOR, MONITOR_AS)):
+        for addr, asn in ((FEEDER, feeder_as), (MONITOR, monitor_as)):
             d.add_neighbor(addr, asn, passive=True, families=["ipv4"],
-                           import_all=True, export_all=True)
+                           import_all=True, export_all=True, route_reflector_client=rr)
         d.start()
 
-        mon = start_peer(ns_m, "monitor", MONITOR, TGT_M, MONITOR_AS, n, work / "monitor.err")
+        mon = start_peer(ns_m, "monitor", MONITOR, TGT_M, monitor_as, n, work / "monitor.err", rr)
         d.wait_established(MONITOR, timeout=60)
         ev = mon.wait({"established"}, time.monotonic() + 30)
         if not ev or ev["event"] != "established":
@@ -190,7 +193,7 @@ def run_one(target: str, n: int, timeout: float, workroot: Path) -> dict:
 
         pids = [p for p in ns_t.pids()]
         cpu0 = {p: proc_cpu(p) for p in pids}
-        feed = start_peer(ns_f, "feeder", FEEDER, TGT_F, FEEDER_AS, n, work / "feeder.err")
+        feed = start_peer(ns_f, "feeder", FEEDER, TGT_F, feeder_as, n, work / "feeder.err", rr)
         # Encoding 1M prefixes takes well under a second; connecting a few.
         ev = feed.wait({"established"}, time.monotonic() + 60)
         if not ev or ev["event"] != "established":
@@ -238,8 +241,9 @@ def run_one(target: str, n: int, timeout: float, workroot: Path) -> dict:
                 nbj = d.neighbors_json()
             except Exception as exc:  # noqa: BLE001
                 nbj = {"error": str(exc)}
-            (RESULTS / f"kbgp-{n}-neighbors.json").write_text(json.dumps(nbj, indent=1) + "\n")
-            shutil.copy(d.dir / "kbgp.log", RESULTS / f"kbgp-{n}.log")
+            tag = f"{n}" if not rr else f"{n}-rr"
+            (RESULTS / f"kbgp-{tag}-neighbors.json").write_text(json.dumps(nbj, indent=1) + "\n")
+            shutil.copy(d.dir / "kbgp.log", RESULTS / f"kbgp-{tag}.log")
         return rec
     except Exception as exc:  # noqa: BLE001
         rec["status"] = f"error: {exc}"[:2000]
@@ -278,6 +282,8 @@ def main() -> int:
     ap.add_argument("--n", default="100000,1000000",
                     help="comma-separated prefix counts (default 100000,1000000)")
     ap.add_argument("--targets", default="kbgp,bird,frr,gobgp")
+    ap.add_argument("--shape", choices=["rs", "rr"], default="rs",
+                    help="rs: eBGP route server (default); rr: iBGP route reflector")
     ap.add_argument("--timeout", type=float, default=600.0,
                     help="seconds per run from feeder Established (default 600)")
     a = ap.parse_args()
@@ -310,7 +316,7 @@ def main() -> int:
             recs = []
             for t in targets:
                 print(f"# {t} N={n:,} ...", file=sys.stderr, flush=True)
-                r = run_one(t, n, a.timeout, workroot)
+                r = run_one(t, n, a.timeout, workroot, a.shape)
                 recs.append(r)
                 slim = {k: v for k, v in r.items() if k not in ("processes", "progress")}
                 print(json.dumps(slim), flush=True)
@@ -320,7 +326,7 @@ def main() -> int:
                 if bird and r.get("status") == "ok":
                     r["ratio_to_bird"] = {k: round(r[k] / bird[k], 2) if bird[k] else None
                                           for k in ("seconds", "peak_rss_mb", "cpu_s")}
-            out = RESULTS / f"pipeline-{n}.json"
+            out = RESULTS / (f"pipeline-{n}.json" if a.shape == "rs" else f"pipeline-{n}-rr.json")
             if out.exists():
                 # Keep earlier results of targets not run this time.
                 try:

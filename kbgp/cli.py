@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.machinery
+import os
 import platform
 import sys
 from collections.abc import Sequence
@@ -212,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_speaker)
 
+    sub.add_parser("agent", help="run the Kubernetes node agent (kube-router's flags; see README.md)",
+                   add_help=False)
+
     p = sub.add_parser("neighbors", help="list the neighbors of a running kbgp")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--control-socket", default=DEFAULT_CONTROL_SOCKET)
@@ -236,9 +240,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_agent(argv: list[str]) -> int:
+    """``kbgp agent [kube-router flags]``: kube-router's own flag syntax (pflag),
+    so it is parsed by kbgp.cluster.flags, not argparse."""
+    from kbgp.cluster.flags import parse_agent_args
+    from kbgp.errors import ConfigError, KbgpError
+
+    try:
+        flags, warnings = parse_agent_args(argv, os.environ)
+    except ConfigError as exc:
+        print(f"kbgp agent: {exc}", file=sys.stderr)
+        return 2
+    if flags.help:
+        from kbgp.cluster.flags import usage
+        print(usage(), end="")
+        return 0
+    if flags.version:
+        print(f"kbgp {__version__}")
+        return 0
+    _setup_logging(flags.log_level)
+    from kbgp.agent import run_agent
+    try:
+        return run_agent(flags, warnings)
+    except KbgpError as exc:
+        print(f"kbgp agent: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"kbgp agent: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # Installed (or linked) under kube-router's name, kbgp is the agent.
+    invoked = os.path.basename(sys.argv[0]) if argv is None else ""
+    if invoked == "kube-router":
+        return cmd_agent(args_list)
+    if args_list[:1] == ["agent"]:
+        return cmd_agent(args_list[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -51,7 +51,7 @@ TOP_KEYS = (
     "connect-retry", "graceful-restart", "neighbors", "originate",
     "prefix-sets", "neighbor-sets", "policy",
 )
-GRACEFUL_RESTART_KEYS = ("enabled", "restart-time", "stale-time")
+GRACEFUL_RESTART_KEYS = ("enabled", "restart-time", "stale-time", "deferral-time")
 NEIGHBOR_KEYS = (
     "address", "asn", "port", "local-address", "password", "passive",
     "multihop-ttl", "ttl-security", "hold-time", "route-reflector-client",
@@ -96,10 +96,13 @@ class GracefulRestartConfig:
     enabled: bool = True
     restart_time: int = DEFAULT_RESTART_TIME
     stale_time: int = DEFAULT_STALE_TIME
+    # After a restart, how long to wait for the peers' End-of-RIB before
+    # sending our routes anyway (RFC 4724 4.1 selection deferral).
+    deferral_time: int = DEFAULT_RESTART_TIME
 
     def describe(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "restart-time": self.restart_time,
-                "stale-time": self.stale_time}
+                "stale-time": self.stale_time, "deferral-time": self.deferral_time}
 
 
 @dataclass(frozen=True, slots=True)
@@ -661,6 +664,7 @@ def _graceful_restart(top: _Section) -> GracefulRestartConfig:
         enabled=sec.boolean("enabled", True),
         restart_time=sec.integer("restart-time", 1, 4095, DEFAULT_RESTART_TIME, " seconds"),
         stale_time=sec.integer("stale-time", 1, 4095, DEFAULT_STALE_TIME, " seconds"),
+        deferral_time=sec.integer("deferral-time", 1, 65535, DEFAULT_RESTART_TIME, " seconds"),
     )
 
 

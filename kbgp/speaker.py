@@ -63,6 +63,7 @@ class Peer:
     router_id: str = "0.0.0.0"
     local_address: str = ""
     eor_sent: set[Family] = field(default_factory=set)
+    eor_received: set[Family] = field(default_factory=set)
     eor_wait: set[Family] = field(default_factory=set)
     gr_timer: asyncio.TimerHandle | None = None
     defer: set[Family] = field(default_factory=set)
@@ -86,9 +87,18 @@ class UpdateGroup:
 
 
 class Speaker:
-    def __init__(self, config: SpeakerConfig, control_socket: str | None = None) -> None:
+    def __init__(self, config: SpeakerConfig, control_socket: str | None = None, kernel: Any = None) -> None:
         self.config = config
         self.control_socket = control_socket
+        # The kernel route writer (kbgp.kernel.syncer.KernelSyncer) fed with
+        # Loc-RIB changes, or None.  The agent passes its own; ``kernel: true``
+        # in a speaker configuration makes the speaker start one.
+        self.kernel = kernel
+        self._own_kernel = False
+        self._gateways: dict[str, int] = {}
+        self._gateway_list: list[str] = []
+        self._converged = False
+        self._converge_timer: asyncio.TimerHandle | None = None
         self.table = AttrTable()
         # Loc-RIB and every Adj-RIB-In: one C prefix table per family (kbgp/_fast/rib).
         self.tables = {fam: RouteTable(fam[0]) for fam in FAMILIES}
@@ -133,8 +143,17 @@ class Speaker:
                 f.write(f"{os.getpid()}\n")
         if self.restarting:
             log.info("the previous run did not stop cleanly: restarting with the Restart State bit set")
-        if self.config.kernel:
-            log.warning("kernel: true is accepted, but this version does not write routes to the kernel yet")
+        if self.config.kernel and self.kernel is None:
+            from kbgp.kernel.syncer import KernelSyncer
+            self.kernel = KernelSyncer()
+            self._own_kernel = True
+            await self.kernel.start()
+        if self.kernel is not None:
+            # Kernel routes left by an earlier run are adopted, not deleted;
+            # the ones no longer wanted go once the RIB has re-learned.
+            loop = asyncio.get_running_loop()
+            self._converge_timer = loop.call_later(self.config.graceful_restart.deferral_time
+                                                   if self.restarting else 30.0, self._kernel_converged)
         for addr in self.config.listen:
             await self.listener.listen(addr.address, addr.port)
             log.info("listening on %s", addr)
@@ -146,18 +165,27 @@ class Speaker:
             self.control = ControlServer(self.control_socket, self)
             await self.control.start()
 
-    async def stop(self) -> None:
-        for p in self.peers.values():
-            if p.link is not None:
-                p.link.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, "kbgp speaker shutting down")
-        await asyncio.sleep(0.2)  # let the NOTIFICATIONs leave
+    async def stop(self, graceful: bool = False) -> None:
+        """Close every session.  graceful (graceful restart): without a
+        NOTIFICATION, so peers keep our routes as stale (RFC 4724 4), and the
+        restart marker stays so the next run sets the Restart State bit.
+        Otherwise Cease / Administrative Shutdown to every peer."""
+        if self._converge_timer is not None:
+            self._converge_timer.cancel()
+        if not graceful:
+            for p in self.peers.values():
+                if p.link is not None:
+                    p.link.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, "kbgp speaker shutting down")
+            await asyncio.sleep(0.2)  # let the NOTIFICATIONs leave
         for p in self.peers.values():
             if p.link is not None:
                 p.link.shutdown()
         self.listener.close()
         if self.control is not None:
             await self.control.stop()
-        if self.marker:
+        if self._own_kernel and self.kernel is not None:
+            await self.kernel.shutdown(remove_routes=not (graceful or self.config.graceful_restart.enabled))
+        if self.marker and not graceful:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.marker)
 
@@ -429,6 +457,7 @@ class Speaker:
                                             lambda: self._sweep_all(peer))
         peer.advertised = {fam: 0 for fam in n.families}
         peer.eor_sent = set()
+        peer.eor_received = set()
         self._bind_policy(peer)
         if peer.session.settings.restarting:
             # Later sessions of this run are not restarts (RFC 4724 4.1).
@@ -436,10 +465,10 @@ class Speaker:
             if n.graceful_restart:
                 # Restarting speaker: wait for the peer's End-of-RIB (our routes
                 # are still in its RIB as stale) before sending ours, bounded by
-                # the restart time (RFC 4724 4.1 selection deferral).
+                # the deferral time (RFC 4724 4.1 selection deferral).
                 peer.defer = set(n.families)
                 loop = asyncio.get_running_loop()
-                loop.call_later(self.config.graceful_restart.restart_time, lambda: self._undefer(peer, None))
+                loop.call_later(self.config.graceful_restart.deferral_time, lambda: self._undefer(peer, None))
                 return
         for fam in sorted(n.families):
             self._send_full(peer, fam)
@@ -493,6 +522,8 @@ class Speaker:
             return
         if u.end_of_rib is not None:
             fam = tuple(u.end_of_rib)
+            peer.eor_received.add(fam)  # type: ignore[arg-type]
+            self._check_converged()
             if fam in peer.eor_wait:
                 peer.eor_wait.discard(fam)
                 self._sweep(peer, fam)  # type: ignore[arg-type]
@@ -632,6 +663,51 @@ class Speaker:
         t.set_attr(0)
         return t
 
+    # Kernel ---------------------------------------------------------------
+
+    def _gateway(self, src: int, attr_id: int, cls: int) -> int | None:
+        """The kernel next hop of a best route, as an index: learned routes
+        only (our own are not installed); None when it has no usable one."""
+        if src == LOCAL_SRC:
+            return None
+        pa: PathAttributes = self.table[attr_id]
+        nh = pa.next_hop
+        if nh is None and pa.mp_next_hop:
+            nh = pa.mp_next_hop[0]
+        if not nh:
+            return None
+        i = self._gateways.get(nh)
+        if i is None:
+            i = self._gateways[nh] = len(self._gateway_list)
+            self._gateway_list.append(nh)
+        return i
+
+    def _to_kernel(self, fam: Family, changes: Changes) -> None:
+        groups, withdraw, _ = export_diff(changes, self._gateway)
+        announce = {self._gateway_list[i]: arr for i, arr in groups.items()}
+        self.kernel.update(fam[0], announce, withdraw if len(withdraw) else None)
+
+    def _kernel_converged(self) -> None:
+        """The RIB has re-learned (every peer's End-of-RIB, or the deferral
+        timer): kernel routes of an earlier run that are not wanted now go."""
+        if self._converged or self.kernel is None:
+            return
+        self._converged = True
+        if self._converge_timer is not None:
+            self._converge_timer.cancel()
+            self._converge_timer = None
+        log.info("routing converged: removing kernel routes of an earlier run that are gone")
+        self.kernel.converged()
+
+    def _check_converged(self) -> None:
+        if self._converged or self.kernel is None:
+            return
+        for peer in self.peers.values():
+            n = peer.negotiated
+            if n is None or not peer.eor_received >= set(n.families):
+                return
+        self._kernel_converged()
+
     # Update groups -------------------------------------------------------
 
     def _bind_policy(self, peer: Peer) -> None:
@@ -679,6 +755,8 @@ class Speaker:
         difference once and writes the same bytes to every member."""
         if not len(changes):
             return
+        if self.kernel is not None:
+            self._to_kernel(fam, changes)
         classes = None
         involved = None
         for group in list(self.groups.values()):

@@ -41,8 +41,9 @@ from typing import Any
 
 from kbgp.errors import ConfigError
 
+from kbgp.control import DEFAULT_CONTROL_SOCKET  # one default for every command
+
 DEFAULT_CLUSTER_ASN = 64512
-DEFAULT_CONTROL_SOCKET = "/run/kbgp/kbgp.sock"
 # kube-router's route protocol number (0x11, "zebra" in iproute2's rt_protos).
 DEFAULT_ROUTE_PROTOCOL = 17
 MAX_MD5_KEY_LEN = 80  # TCP_MD5SIG_MAXKEYLEN in the Linux kernel
@@ -256,6 +257,16 @@ class _Flag:
     noun: str = "a number"  # what one element is, for messages
     short: str = ""
     why: str = ""  # why it is ignored
+
+
+def usage() -> str:
+    """``kbgp agent --help``: the flags that take effect, then the ignored ones."""
+    used = sorted(f"  --{f.name} ({f.kind})" for f in _FLAGS if f.attr is not None)
+    ignored = sorted(f"--{f.name}" for f in _FLAGS if f.attr is None)
+    return ("usage: kbgp agent [flags]   (kube-router's flag names and syntax)\n\n"
+            "flags that take effect:\n" + "\n".join(used) +
+            "\n\nkube-router flags accepted and ignored (kbgp does BGP routing only):\n  " +
+            ", ".join(ignored) + "\n")
 
 
 def _real(name: str, kind: str, **kw: Any) -> _Flag:

@@ -119,8 +119,11 @@ class Policy:
             out["prefix-sets"] = {k: [r.describe() for r in v] for k, v in sorted(self.prefix_sets.items())}
         if self.neighbor_sets:
             out["neighbor-sets"] = {k: list(v) for k, v in sorted(self.neighbor_sets.items())}
+        rules: dict[str, Any] = {}
         if self.import_rules:
-            out["import"] = [r.describe() for r in self.import_rules]
+            rules["import"] = [r.describe() for r in self.import_rules]
         if self.export_rules:
-            out["export"] = [r.describe() for r in self.export_rules]
+            rules["export"] = [r.describe() for r in self.export_rules]
+        if rules:
+            out["policy"] = rules
         return out

@@ -558,7 +558,7 @@ ERRORS = [
     case("connect-retry too big", base(connect_retry=3601), "connect-retry",
          "must be 1..3600 seconds, got 3601"),
     case("graceful-restart boolean", base(graceful_restart=False), "graceful-restart",
-         "expected a mapping with the keys enabled, restart-time, stale-time, got a boolean"),
+         "expected a mapping with the keys enabled, restart-time, stale-time, deferral-time, got a boolean"),
     case("graceful-restart.enabled string", base(graceful_restart={"enabled": "on"}),
          "graceful-restart.enabled", "expected true or false, got the string 'on'"),
     case("graceful-restart.restart-time zero", base(graceful_restart={"restart-time": 0}),

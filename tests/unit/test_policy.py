@@ -184,9 +184,8 @@ def test_policy_configuration_round_trip():
     assert c.neighbors[0].effective_class(65000) == "mesh"
     d = c.describe()
     assert d["prefix-sets"]["pods"] == ["10.0.0.0/24", "10.1.0.0/16 or-longer", "2001:db8::/32 or-longer"]
-    assert d["export"][0]["add-communities"] == ["65000:1", "no-export"]
-    again = cfg(**{k: v for k, v in d.items() if k in ("prefix-sets", "neighbor-sets")},
-                policy={"import": d["import"], "export": d["export"]})
+    assert d["policy"]["export"][0]["add-communities"] == ["65000:1", "no-export"]
+    again = cfg(**{k: v for k, v in d.items() if k in ("prefix-sets", "neighbor-sets", "policy")})
     assert again.policy == pol
     CompiledPolicy(pol)  # compiles
 
