@@ -9,8 +9,9 @@ the others from being read.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 EMPTY: Mapping[str, str] = {}
 
@@ -22,7 +23,8 @@ class Node:
     addresses: tuple[tuple[str, str], ...] = ()
     # spec.podCIDRs (with spec.podCIDR first when podCIDRs is absent).
     pod_cidrs: tuple[str, ...] = ()
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    # Left out of repr: kube-router's peer annotations carry BGP passwords.
+    annotations: Mapping[str, str] = field(default_factory=dict, repr=False)
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -38,7 +40,7 @@ class Service:
     lb_ingress: tuple[tuple[str, str], ...] = ()
     external_traffic_policy: str = "Cluster"
     internal_traffic_policy: str = "Cluster"
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> str:
@@ -203,16 +205,80 @@ _READERS = {
     "EndpointSlice": ("endpoint_slices", endpoint_slice_from_object),
 }
 
+# Parts of API objects that routing never reads and that can be large (a
+# Node's status.images alone is often tens of kilobytes).  The informer drops
+# them before storing an object, so thousands of Nodes do not keep every
+# node's image list in memory.  Nothing the readers above look at is here.
+_BULK_STATUS = {"Node": ("images", "volumesInUse", "volumesAttached")}
 
-def snapshot_from_objects(objects: Iterable[Any], where: str = "") -> Snapshot:
+
+def slim_object(obj: dict) -> dict:
+    """Drop, in place, the bulky parts of OBJ that no reader uses; return OBJ."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    drop = _BULK_STATUS.get(obj.get("kind"))  # type: ignore[arg-type]
+    if drop:
+        status = obj.get("status")
+        if isinstance(status, dict):
+            for key in drop:
+                status.pop(key, None)
+    return obj
+
+
+class ReadCache:
+    """What ``snapshot_from_objects`` made of each object last time.
+
+    The informer rebuilds the whole snapshot after each batch of watch
+    events.  With a cache, an object that is the very dict seen last time
+    (the informer's store keeps unchanged objects as they are) costs one
+    dict lookup; an equal copy of it (after a relist) is recognised by kind,
+    namespace, name and resourceVersion; only changed objects are read
+    again.  Every unchanged value is then the very object of the previous
+    snapshot, so comparing two snapshots is mostly identity checks.  Objects
+    without a name or a resourceVersion (a hand-written cluster file) are
+    always read.  A cached object must not be changed in place afterwards.
+    One cache per source: the cached error lines carry that source's name.
+    """
+
+    __slots__ = ("_by_id", "_by_version")
+
+    def __init__(self) -> None:
+        # An entry: (object, (kind, namespace, name), resourceVersion, table, key,
+        #            value or None, error line or None).  The object is kept so
+        #            that its id cannot be reused while the entry lives.
+        self._by_id: dict[int, tuple] = {}
+        self._by_version: dict[tuple[str, str, str], tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_version)
+
+
+def snapshot_from_objects(objects: Iterable[Any], where: str = "",
+                          cache: ReadCache | None = None) -> Snapshot:
     """Read API objects (any order, other kinds ignored) into a Snapshot.
 
     ``where`` names the origin in error lines (a file path, "the API server").
+    With ``cache``, objects unchanged since the previous call with the same
+    cache are not read again (see ReadCache).  O(objects).
     """
     parts: dict[str, dict] = {"nodes": {}, "services": {}, "endpoint_slices": {}}
     errors: list[str] = []
     prefix = f"{where}: " if where else ""
+    old_ids = cache._by_id if cache is not None else None
+    old_versions = cache._by_version if cache is not None else {}
+    new_ids: dict[int, tuple] = {}
+    new_versions: dict[tuple[str, str, str], tuple] = {}
     for i, obj in enumerate(objects):
+        if old_ids is not None:
+            hit = old_ids.get(id(obj))
+            if hit is not None and hit[0] is obj:
+                new_ids[id(obj)] = new_versions[hit[1]] = hit
+                if hit[6] is None:
+                    parts[hit[3]][hit[4]] = hit[5]
+                else:
+                    errors.append(hit[6])
+                continue
         if not isinstance(obj, dict):
             errors.append(f"{prefix}item {i}: not an object")
             continue
@@ -220,13 +286,37 @@ def snapshot_from_objects(objects: Iterable[Any], where: str = "") -> Snapshot:
         if kind not in _READERS:
             continue
         table, reader = _READERS[kind]
-        label = (obj.get("metadata") or {}).get("name") if isinstance(obj.get("metadata"), dict) else None
+        meta = obj.get("metadata")
+        label = meta.get("name") if isinstance(meta, dict) else None
+        ckey = None
+        if old_ids is not None and isinstance(label, str) and label:
+            rv = meta.get("resourceVersion")  # type: ignore[union-attr]
+            if isinstance(rv, str) and rv:
+                ns = meta.get("namespace")  # type: ignore[union-attr]
+                ckey = (kind, ns if isinstance(ns, str) else "", label)
+                hit = old_versions.get(ckey)
+                if hit is not None and hit[2] == rv:
+                    hit = (obj, *hit[1:])
+                    new_ids[id(obj)] = new_versions[ckey] = hit
+                    if hit[6] is None:
+                        parts[table][hit[4]] = hit[5]
+                    else:
+                        errors.append(hit[6])
+                    continue
         try:
             value = reader(obj)
         except ObjectError as exc:
-            errors.append(f"{prefix}{kind} {label or f'(item {i})'}: {exc}")
+            line = f"{prefix}{kind} {label or f'(item {i})'}: {exc}"
+            errors.append(line)
+            if ckey is not None:
+                new_ids[id(obj)] = new_versions[ckey] = (obj, ckey, rv, table, None, None, line)
             continue
         key = value.name if table == "nodes" else f"{value.namespace}/{value.name}"
         parts[table][key] = value
+        if ckey is not None:
+            new_ids[id(obj)] = new_versions[ckey] = (obj, ckey, rv, table, key, value, None)
+    if cache is not None:
+        cache._by_id = new_ids
+        cache._by_version = new_versions
     return Snapshot(nodes=parts["nodes"], services=parts["services"],
                     endpoint_slices=parts["endpoint_slices"], errors=tuple(errors))
