@@ -835,8 +835,8 @@ class Speaker:
         n = peer.negotiated
         if src < 0 or n is None:
             return None
-        if src == peer.src:
-            return None
+        # No split-horizon test here: PEER may stand for its whole update
+        # group; export_diff's ``exclude`` keeps a member's own routes from it.
         policy = policy or self.policy
         rules = peer.export_rules if rules is None else rules
         origin_peer = self.sources.get(src)

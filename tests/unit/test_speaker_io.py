@@ -248,3 +248,83 @@ def test_rib_lists_both_families_in_order(tmp_path):
     routes = asyncio.run(scenario())["routes"]
     assert [r["prefix"] for r in routes] == ["10.1.0.0/24", "10.2.0.0/24", "2001:db8::/48"]
     assert all(r["best"] and r["neighbor"] is None for r in routes)
+
+
+def test_update_group_sends_a_members_routes_to_the_others_only(tmp_path):
+    """Three route-reflector clients share one update group.  Whichever of
+    them announces (here the first to come up, which is the group's first
+    member), the other two get its routes, reflected, and it gets none back."""
+    from kbgp._fast.attrs import DecodeContext, decode_update
+    from kbgp._fast.wire import encode_open
+    from kbgp.bgp.capabilities import local_open
+
+    port = free_port()
+    clients = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    cfg = {"router-id": "10.0.0.1", "asn": 65001, "listen": [f"127.0.0.1:{port}"],
+           "cluster-id": "10.9.9.9",
+           "neighbors": [{"address": a, "asn": 65001, "passive": True, "route-reflector-client": True}
+                         for a in clients]}
+
+    async def client(address: str, announce: bytes | None, got: dict, up: asyncio.Event,
+                     go: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(address, 0))
+        writer.write(encode_open(local_open(LocalSettings(asn=65001, router_id=address, hold_time=30))))
+        framer = Framer()
+        prefixes: set[str] = set()
+        eor = False
+        while True:
+            data = await reader.read(65536)
+            assert data, f"{address}: connection closed"
+            for mtype, body in framer.messages(data):
+                if mtype == 1:
+                    writer.write(KEEPALIVE)
+                elif mtype == 4:
+                    up.set()
+                elif mtype == 2:
+                    u = decode_update(body, DecodeContext(asn4=True, ibgp=True))
+                    if u.end_of_rib is not None:
+                        eor = True
+                        continue
+                    prefixes.update(u.nlri.to_strings())
+                    got.setdefault("attrs", u.attrs)
+            got["prefixes"] = prefixes
+            if eor and announce is not None:
+                await go.wait()
+                writer.write(announce)
+                announce = None
+
+    async def scenario():
+        sp = Speaker(parse_speaker_config(cfg), str(tmp_path / "kbgp.sock"))
+        await sp.start()
+        got = {a: {} for a in clients}
+        ups = {a: asyncio.Event() for a in clients}
+        go = asyncio.Event()
+        attrs = encode_attributes(PathAttributes(origin=0, as_path=[], next_hop="192.0.2.77", local_pref=100))
+        announce = encode_updates(PrefixArray.from_strings(["192.0.2.0/24", "198.51.100.0/24"]), attrs)
+        tasks = [asyncio.create_task(client(clients[0], announce, got[clients[0]], ups[clients[0]], go))]
+        await asyncio.wait_for(ups[clients[0]].wait(), 10)
+        for a in clients[1:]:
+            tasks.append(asyncio.create_task(client(a, None, got[a], ups[a], go)))
+            await asyncio.wait_for(ups[a].wait(), 10)
+        # The announcing client is the group's first member.
+        group = next(iter(sp.groups.values()))
+        assert [p.key for p in group.members] == clients and len(sp.groups) == 1
+        go.set()
+        try:
+            for _ in range(100):
+                if all(len(got[a].get("prefixes", ())) == 2 for a in clients[1:]):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await sp.stop()
+        return got
+
+    got = asyncio.run(scenario())
+    for a in clients[1:]:
+        assert got[a]["prefixes"] == {"192.0.2.0/24", "198.51.100.0/24"}, (a, got[a])
+        assert got[a]["attrs"].originator_id == "127.0.0.2"
+        assert list(got[a]["attrs"].cluster_list) == ["10.9.9.9"]
+    assert got[clients[0]].get("prefixes", set()) == set()
