@@ -270,7 +270,12 @@ def gtsm_min_ttl(hops: int) -> int:
 
 # --------------------------------------------------------------------------- sockets
 
-def create_listener(address: str, port: int, backlog: int = 128) -> socket.socket:
+# A route reflector's clients (or a cluster's nodes) may all connect at once
+# after a restart; the kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+
+
+def create_listener(address: str, port: int, backlog: int = LISTEN_BACKLOG) -> socket.socket:
     """A bound, listening, non-blocking TCP socket on ``address``:``port``.
 
     ``::`` accepts IPv4 as well (IPV6_V6ONLY=0); a specific IPv6 address only IPv6.
