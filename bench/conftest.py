@@ -61,6 +61,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         ("decode_v6_kbgp", "decode IPv6 MP_REACH", "M prefixes/s", 1e6, None, True),
         ("attrs_hot_ns", "attribute decode+intern, shared set", "ns/UPDATE", 1, 1000, False),
         ("attrs_cold_ns", "attribute decode+intern, distinct sets", "ns/UPDATE", 1, None, False),
+        ("kernel_kbgp_install_routes_per_s", "kernel install, kbgp KernelSyncer", "routes/s", 1,
+         None, True),
+        ("kernel_ip_install_routes_per_s", "kernel install, ip -batch", "routes/s", 1, None, True),
+        ("kernel_bird_install_routes_per_s", "kernel install, BIRD 2", "routes/s", 1, None, True),
+        ("kernel_kbgp_remove_routes_per_s", "kernel remove, kbgp KernelSyncer", "routes/s", 1,
+         None, True),
+        ("kernel_ip_remove_routes_per_s", "kernel remove, ip -batch", "routes/s", 1, None, True),
+        ("kernel_bird_remove_routes_per_s", "kernel remove, BIRD 2", "routes/s", 1, None, True),
     )
     for key, label, unit, scale, goal, at_least in labels:
         if key not in r:

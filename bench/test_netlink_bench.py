@@ -1,10 +1,10 @@
 """Installing 100,000 routes: kbgp's RouteSocket against ``ip -batch``.
 
-Runs only as root: a private namespace pair (kbgpk-bench-...) with a veth
-link (10.80.0.1/24 on the near end) is created for the module and deleted at
-the end.  Each round starts from a table without protocol-17 routes (cleared
-in the untimed setup); both sides install the same 100,000 /32 routes via
-10.80.0.2 with protocol 17.  Figures: routes/s of each and the ratio, in
+Runs only as root: the shared route namespace of tests/integration/netns.py
+(a private namespace pair with a veth link, 10.80.0.1/24 on the near end) is
+created for the module and deleted at the end.  Each round starts from a
+table without protocol-17 routes (cleared in the untimed setup); both sides
+install the same 100,000 /32 routes via 10.80.0.2 with protocol 17.  Figures: routes/s of each and the ratio, in
 ``benchmark.extra_info`` and in the session summary.
 
     python3 -m pytest bench/test_netlink_bench.py --benchmark-only -q
@@ -12,21 +12,23 @@ in the untimed setup); both sides install the same 100,000 /32 routes via
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import subprocess
-import uuid
+import sys
+from pathlib import Path
 
 import pytest
 
-from kbgp._fast.wire import PrefixArray
-from kbgp.kernel.netlink import RTM_DELROUTE, RTM_NEWROUTE, RouteSocket
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kbgp._fast.wire import PrefixArray  # noqa: E402
+from kbgp.kernel.netlink import RTM_DELROUTE, RTM_NEWROUTE, RouteSocket, in_netns  # noqa: E402
+from tests.integration.netns import netns_available, route_namespace  # noqa: E402
 
 COUNT = 100_000
 FIRST = "10.100.0.0/32"
 GATEWAY = "10.80.0.2"
-CLONE_NEWNET = 0x40000000
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create network namespaces"),
@@ -40,50 +42,19 @@ def ip(*args, check=True):
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=300)
 
 
-def socket_in_netns(name: str) -> RouteSocket:
-    """A RouteSocket created inside namespace NAME (a socket keeps the
-    namespace it was created in); this thread then returns to its own."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
-    try:
-        if libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns into the bench namespace failed")
-        try:
-            return RouteSocket()
-        finally:
-            if libc.setns(own, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back failed")
-    finally:
-        os.close(own)
-        os.close(target)
-
-
 @pytest.fixture(scope="module")
 def bench_ns():
-    if ip("netns", "list", check=False).returncode != 0:
-        pytest.skip("'ip netns' is not available")
-    tag = uuid.uuid4().hex[:8]
-    near, far = f"kbgpk-bench-{tag}", f"kbgpk-bench-{tag}-b"
-    made = []
-    try:
-        for name in (near, far):
-            p = ip("netns", "add", name, check=False)
-            if p.returncode != 0:
-                pytest.skip(f"'ip netns add' failed: {p.stderr.strip()}")
-            made.append(name)
-        ip("link", "add", "kv0", "netns", near, "type", "veth", "peer", "name", "kv1", "netns", far)
-        ip("-n", near, "addr", "add", "10.80.0.1/24", "dev", "kv0")
-        ip("-n", near, "link", "set", "kv0", "up")
-        ip("-n", far, "link", "set", "kv1", "up")
-        sock = socket_in_netns(near)
+    """The shared route namespace (tests/integration/netns.py) and a
+    RouteSocket inside it."""
+    ok, reason = netns_available()
+    if not ok:
+        pytest.skip(reason)
+    with route_namespace("bench") as ns:
+        sock = in_netns(ns.name, RouteSocket)
         try:
-            yield near, sock
+            yield ns.name, sock
         finally:
             sock.close()
-    finally:
-        for name in reversed(made):
-            ip("netns", "delete", name, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memmove, memset
 
-from kbgp._fast.wire cimport PrefixArray, Pfx6
+from kbgp._fast.wire cimport PrefixArray, Pfx6, mask4, mask6
 
 import ipaddress
 
@@ -1347,14 +1347,6 @@ cdef struct Range:
     uint8_t le
 
 
-cdef inline uint64_t _mask64(int k) noexcept nogil:
-    if k <= 0:
-        return 0
-    if k >= 64:
-        return 0xFFFFFFFFFFFFFFFFULL
-    return 0xFFFFFFFFFFFFFFFFULL << (64 - k)
-
-
 cdef inline int _range_cmp(uint8_t len_a, uint64_t hi_a, uint64_t lo_a, Range* b) noexcept nogil:
     if len_a != b.len:
         return -1 if len_a < b.len else 1
@@ -1443,13 +1435,11 @@ cdef class PrefixSet:
                 break
             if self.afi == 1:
                 mh = 0
-                ml = lo & (_mask64(L) >> 32)
-            elif L <= 64:
-                mh = hi & _mask64(L)
-                ml = 0
+                ml = lo & mask4(L)
             else:
                 mh = hi
-                ml = lo & _mask64(L - 64)
+                ml = lo
+                mask6(&mh, &ml, L)
             a = self.start[k]
             b = self.stop[k]
             while a < b:              # first range >= (L, mh, ml)

@@ -39,3 +39,26 @@ cdef int decode_nlri_into(const uint8_t* buf, Py_ssize_t start, Py_ssize_t end,
 
 cpdef str ipv4_str(uint32_t addr)
 cpdef str ipv6_str(bytes packed16)
+
+
+# Prefix masks, shared by every module that packs prefixes (a .pxd inline).
+cdef inline uint32_t mask4(int plen) noexcept nogil:
+    if plen <= 0:
+        return 0
+    if plen >= 32:
+        return 0xFFFFFFFF
+    return (<uint32_t>0xFFFFFFFF) << (32 - plen)
+
+
+cdef inline void mask6(uint64_t* hi, uint64_t* lo, int plen) noexcept nogil:
+    """Clear the bits of hi:lo past plen."""
+    if plen <= 0:
+        hi[0] = 0
+        lo[0] = 0
+    elif plen < 64:
+        hi[0] &= (~(<uint64_t>0)) << (64 - plen)
+        lo[0] = 0
+    elif plen == 64:
+        lo[0] = 0
+    elif plen < 128:
+        lo[0] &= (~(<uint64_t>0)) << (128 - plen)

@@ -64,25 +64,6 @@ cpdef str ipv6_str(bytes packed16):
     return str(ipaddress.IPv6Address(packed16))
 
 
-cdef inline uint32_t mask4(int plen) noexcept nogil:
-    if plen == 0:
-        return 0
-    return (~(<uint32_t>0)) << (32 - plen)
-
-
-cdef inline void mask6(uint64_t* hi, uint64_t* lo, int plen) noexcept nogil:
-    if plen <= 0:
-        hi[0] = 0
-        lo[0] = 0
-    elif plen < 64:
-        hi[0] &= (~(<uint64_t>0)) << (64 - plen)
-        lo[0] = 0
-    elif plen == 64:
-        lo[0] = 0
-    elif plen < 128:
-        lo[0] &= (~(<uint64_t>0)) << (128 - plen)
-
-
 # ----------------------------------------------------------------- prefixes
 
 cdef class PrefixArray:

@@ -13,6 +13,7 @@ Only loopback and veth links between namespaces made here are ever used.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import json
@@ -391,6 +392,34 @@ def link(a: Netns, b: Netns, a_v4: str | None, b_v4: str | None,
         plain[side] = (addr4, addr6)
     return Link(a, b, a_ifname, b_ifname, plain["a"][0], plain["b"][0],
                 plain["a"][1], plain["b"][1])
+
+
+class RouteNamespace(Netns):
+    """A namespace to write routes into (see route_namespace): ``peer`` is
+    the namespace holding the far end of its veth link."""
+
+    peer: Netns | None = None
+
+
+@contextlib.contextmanager
+def route_namespace(hint: str = "routes", *, v6: bool = True) -> Iterator[RouteNamespace]:
+    """A private namespace for kernel route tests and benchmarks: veth
+    ``kv0`` with 10.80.0.1/24 (and fd00:80::1/64) up, its peer ``kv1``
+    (10.80.0.2, fd00:80::2) in a second private namespace so the link has
+    carrier.  Routes ``via 10.80.0.2`` (any address of 10.80.0.0/24) are
+    accepted.  Both namespaces are deleted at exit, also on failure.
+    Shared by tests/integration/test_kernel_*.py and bench/."""
+    near = RouteNamespace(hint)
+    try:
+        far = Netns(f"{hint}-far")
+        near.peer = far
+        near.add_finalizer(far.delete)
+        link(near, far, "10.80.0.1", "10.80.0.2",
+             "fd00:80::1" if v6 else None, "fd00:80::2" if v6 else None,
+             a_ifname="kv0", b_ifname="kv1")
+        yield near
+    finally:
+        near.delete()
 
 
 # --------------------------------------------------------------------------

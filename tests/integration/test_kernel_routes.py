@@ -1,8 +1,9 @@
 """RouteSocket against a real kernel, inside private network namespaces.
 
-Namespace A (kbgpk-...) holds the near end of a veth pair with 10.80.0.1/24
-and fd00:80::1/64; the far end sits in namespace B so that the link is up.
-The routes are written by a helper process run with ``ip netns exec``.
+Namespace A (tests/integration/netns.py route_namespace) holds the near end
+of a veth pair with 10.80.0.1/24 and fd00:80::1/64; the far end sits in
+namespace B so that the link is up.  The routes are written by a helper
+process run with ``ip netns exec``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import uuid
 
 import pytest
+
+from .netns import require_netns, route_namespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,28 +34,11 @@ def ip(*args, check=True):
 
 @pytest.fixture
 def ns():
-    """Name of namespace A; A and B are deleted at teardown, also on failure."""
-    if ip("netns", "list", check=False).returncode != 0:
-        pytest.skip("'ip netns' is not available")
-    tag = uuid.uuid4().hex[:8]
-    near, far = f"kbgpk-{tag}", f"kbgpk-{tag}-b"
-    made = []
-    try:
-        for name in (near, far):
-            p = ip("netns", "add", name, check=False)
-            if p.returncode != 0:
-                pytest.skip(f"'ip netns add' failed: {p.stderr.strip()}")
-            made.append(name)
-        ip("link", "add", "kv0", "netns", near, "type", "veth", "peer", "name", "kv1", "netns", far)
-        ip("-n", near, "link", "set", "lo", "up")
-        ip("-n", near, "addr", "add", "10.80.0.1/24", "dev", "kv0")
-        ip("-n", near, "-6", "addr", "add", "fd00:80::1/64", "dev", "kv0", "nodad")
-        ip("-n", near, "link", "set", "kv0", "up")
-        ip("-n", far, "link", "set", "kv1", "up")
-        yield near
-    finally:
-        for name in reversed(made):
-            ip("netns", "delete", name, check=False)
+    """Name of namespace A (veth kv0 10.80.0.1/24, fd00:80::1/64; the far
+    end in B); both are deleted at teardown, also on failure."""
+    require_netns()
+    with route_namespace("kroutes") as near:
+        yield near.name
 
 
 def in_ns(ns, code):

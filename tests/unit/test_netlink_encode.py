@@ -63,8 +63,10 @@ def test_ipv6_message_field_by_field():
     assert (length, mtype, seq, pid) == (len(got), 25, 7, 0) and length == 76
     assert flags == NLM_F_REQUEST | NLM_F_ACK          # no CREATE/REPLACE on delete
     fam, dlen, _, _, table, proto, scope, rtype, _ = struct.unpack_from("=BBBBBBBBI", got, 16)
-    # table > 255: RT_TABLE_UNSPEC in rtm_table, the number in RTA_TABLE
-    assert (fam, dlen, table, proto, scope, rtype) == (socket.AF_INET6, 128, 0, 17, 0, 1)
+    # table > 255: RT_TABLE_UNSPEC in rtm_table, the number in RTA_TABLE; a
+    # delete matches any scope and type (RT_SCOPE_NOWHERE, RTN_UNSPEC), as
+    # ``ip route del`` asks, so routes over a device (scope link) match too
+    assert (fam, dlen, table, proto, scope, rtype) == (socket.AF_INET6, 128, 0, 17, 255, 0)
     assert got[28:48] == struct.pack("=HH", 20, RTA_DST) + socket.inet_pton(socket.AF_INET6, "fd00:80::1234")
     assert got[48:68] == struct.pack("=HH", 20, RTA_GATEWAY) + socket.inet_pton(socket.AF_INET6, "fd00:80::2")
     assert got[68:76] == struct.pack("=HHI", 8, RTA_TABLE, 1000)
