@@ -11,7 +11,7 @@ from libc.string cimport memcpy, memset, memcmp
 from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
-from kbgp._fast.wire cimport PrefixArray, Pfx6
+from kbgp._fast.wire cimport PrefixArray, Pfx6, mask4, mask6
 
 import socket
 
@@ -645,27 +645,6 @@ cdef struct RouteMsg:
     uint8_t multipath
 
 
-cdef inline uint32_t _mask4(int plen) noexcept nogil:
-    if plen <= 0:
-        return 0
-    if plen >= 32:
-        return 0xFFFFFFFF
-    return (<uint32_t>0xFFFFFFFF) << (32 - plen)
-
-
-cdef inline void _mask6(uint64_t* hi, uint64_t* lo, int plen) noexcept nogil:
-    if plen <= 0:
-        hi[0] = 0
-        lo[0] = 0
-    elif plen < 64:
-        hi[0] &= (~(<uint64_t>0)) << (64 - plen)
-        lo[0] = 0
-    elif plen == 64:
-        lo[0] = 0
-    elif plen < 128:
-        lo[0] &= (~(<uint64_t>0)) << (128 - plen)
-
-
 cdef int _parse_route(const uint8_t* p, uint32_t mlen, int family, RouteMsg* m) except -1:
     """Parse the RTM_NEWROUTE/RTM_DELROUTE message at p (mlen bytes, header
     included).  Returns 1 when it is of this family, 0 when it is not (or
@@ -712,14 +691,14 @@ cdef int _parse_route(const uint8_t* p, uint32_t mlen, int family, RouteMsg* m) 
         ao += align4(alen_)
     if family == socket.AF_INET:
         addr = ((<uint32_t>dst[0] << 24) | (<uint32_t>dst[1] << 16)
-                | (<uint32_t>dst[2] << 8) | dst[3]) & _mask4(plen)
+                | (<uint32_t>dst[2] << 8) | dst[3]) & mask4(plen)
         m.key.hi = (<uint64_t>addr << 8) | <uint64_t>plen
         m.key.lo = 0
         m.key.plen = 0
     else:
         hi = get_be64(dst)
         lo = get_be64(dst + 8)
-        _mask6(&hi, &lo, plen)
+        mask6(&hi, &lo, plen)
         m.key.hi = hi
         m.key.lo = lo
         m.key.plen = <uint8_t>plen
