@@ -54,6 +54,7 @@ class Agent:
         self._stopping = asyncio.Event()
         self._reported: set[str] = set()
         self._waiting: str | None = None
+        self._warned: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------ life
 
@@ -118,6 +119,7 @@ class Agent:
         self._waiting = None
         config = plan_to_speaker_config(plan, source=f"node {self.node}")
         self.plan = plan
+        self._check_next_hops(plan)
         if self.speaker is None:
             await self._start_speaker(config)
             return
@@ -131,6 +133,23 @@ class Agent:
             return
         if config != old:
             self.speaker.reconfigure(config)
+
+    def _check_next_hops(self, plan: NodePlan) -> None:
+        """The seed's warning: with --override-nexthop and the overlay, a peer
+        told a next hop other than the node address tunnels use sends the
+        traffic (and builds tunnels) to the wrong address."""
+        if not (self.flags.override_nexthop and self.flags.enable_overlay):
+            return
+        from kbgp.kernel.tunnels import warn_next_hop_mismatch
+
+        for p in plan.peers:
+            if p.kind != "external" or not p.local_address:
+                continue
+            v6 = ":" in p.local_address
+            node_addr = next((a for a in plan.node_addresses if (":" in a) == v6), None)
+            if node_addr and node_addr != p.local_address and (p.local_address, node_addr) not in self._warned:
+                self._warned.add((p.local_address, node_addr))
+                warn_next_hop_mismatch(p.local_address, node_addr)
 
     def _report(self, plan: NodePlan) -> None:
         """Log each bad flag or annotation element once (again only after it was fixed)."""

@@ -261,8 +261,8 @@ class _Flag:
 
 def usage() -> str:
     """``kbgp agent --help``: the flags that take effect, then the ignored ones."""
-    used = sorted(f"  --{f.name} ({f.kind})" for f in _FLAGS if f.attr is not None)
-    ignored = sorted(f"--{f.name}" for f in _FLAGS if f.attr is None)
+    used = sorted(f"  --{f.name} ({f.kind})" for f in _FLAGS)
+    ignored = sorted(f"--{f.name}" for f in _IGNORED)
     return ("usage: kbgp agent [flags]   (kube-router's flag names and syntax)\n\n"
             "flags that take effect:\n" + "\n".join(used) +
             "\n\nkube-router flags accepted and ignored (kbgp does BGP routing only):\n  " +

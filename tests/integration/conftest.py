@@ -84,3 +84,20 @@ def kbgp_factory(daemon_factory):
         return kb
 
     return make
+
+
+@pytest.fixture
+def cluster(request, netns_factory, tmp_path):
+    """A LAN (bridge) for kbgp agents and their cluster file
+    (tests/integration/agent_driver.py).  Agents are killed at teardown and
+    their logs printed when the test failed."""
+    from .agent_driver import Cluster
+
+    c = Cluster(netns_factory, tmp_path / "cluster")
+    try:
+        yield c
+    finally:
+        rep = getattr(request.node, "kbgpi_rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.logs())
+        c.stop()

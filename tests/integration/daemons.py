@@ -474,6 +474,8 @@ class Bird(Daemon):
 
     kind = "bird"
     binaries = ("bird", "birdc")
+    # The TCP port BIRD listens on and connects from (BIRD's "local port"); None: 179.
+    local_port: int | None = None
 
     @property
     def conf(self) -> Path:
@@ -532,8 +534,9 @@ class Bird(Daemon):
             out.append("  reject;")
             out.append("}")
         for nb in self.neighbors.values():
-            local = (f"local {nb.local_address} as {self.asn};" if nb.local_address
-                     else f"local as {self.asn};")
+            port = f" port {self.local_port}" if getattr(self, "local_port", None) else ""
+            local = (f"local {nb.local_address}{port} as {self.asn};" if nb.local_address
+                     else f"local{port} as {self.asn};")
             out += [
                 f"protocol bgp {self.proto(nb)} {{",
                 f"  {local}",
