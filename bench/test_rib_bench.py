@@ -200,3 +200,26 @@ def test_export_best_grouped_1m(benchmark, prefixes):
     groups, withdrawals, added = benchmark.pedantic(run, setup=setup, **PEDANTIC)
     assert list(groups) == [42] and len(groups[42]) == COUNT and len(withdrawals) == 0 and added == COUNT
     record(benchmark, "rib_export_v4", "export every best + export_diff, 1M", COUNT)
+
+
+def test_export_diff_and_encode_changes_1m(benchmark, prefixes):
+    """The export path of one update group for a batch of 1M best-path
+    changes: export_diff, then the UPDATEs packed (issue goal: at least 10 M
+    prefixes/s)."""
+    from kbgp._fast.attrs import PathAttributes, encode_attributes, encode_updates
+
+    attrs = encode_attributes(PathAttributes(origin=0, as_path=[(2, (65001,))], next_hop="192.0.2.1"))
+    holder = {}
+
+    def setup():
+        t = new_table()
+        holder["changes"] = t.update(SRC_A, prefixes, ATTR_A)
+        return (holder["changes"],), {}
+
+    def run(changes):
+        groups, withdrawals, added = export_diff(changes, lambda src, aid, cls: 42)
+        return b"".join(encode_updates(arr, attrs) for arr in groups.values()), added
+
+    data, added = benchmark.pedantic(run, setup=setup, **PEDANTIC)
+    assert added == COUNT and len(data) > COUNT * 4
+    record(benchmark, "rib_export_encode_v4", "export_diff + encode UPDATEs of 1M changes", COUNT)
