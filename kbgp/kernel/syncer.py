@@ -4,8 +4,10 @@ The RIB owner calls update() with batches of best-route changes (prefixes by
 next hop, withdrawn prefixes); nothing happens on the caller's stack but a
 queue append.  One writer task on the event loop:
 
-1. waits for work, then ``debounce`` seconds so that changes coalesce
-   (skipped once ``max_batch`` prefixes are queued);
+1. waits for work; when the previous write ended less than ``debounce``
+   seconds ago (changes are streaming in), waits out the rest of it so that
+   they coalesce; an idle writer writes at once (one loop turn lets a read's
+   UPDATEs queue together), and ``max_batch`` queued prefixes skip the wait;
 2. folds the queued changes into the wanted state (kbgp.kernel.routes),
    resolving each next hop once: a plain gateway, a tunnel (overlay), or no
    route at all (kube-router's injection decision, kbgp.kernel.tunnels);
@@ -85,7 +87,7 @@ class KernelSyncer:
     _active: ClassVar[set[tuple[str | None, int]]] = set()   # (netns, table) being written
 
     def __init__(self, *, protocol: int = 17, table: int = 254, sync_period: float = 60.0,
-                 overlay: OverlayConfig | None = None, debounce: float = 0.02,
+                 overlay: OverlayConfig | None = None, debounce: float = 0.005,
                  max_batch: int = 100_000, netns: str | None = None) -> None:
         if isinstance(protocol, bool) or not isinstance(protocol, int) or not 0 <= protocol <= 255:
             raise ConfigError(f"route protocol: {protocol!r} is not 1..255")
@@ -111,6 +113,7 @@ class KernelSyncer:
         self.sync_period = float(sync_period)
         self.overlay = overlay
         self.debounce = float(debounce)
+        self._last_write_end = 0.0
         self.max_batch = max_batch
         self.netns = netns
         self.routes = KernelRoutes(protocol, table)
@@ -335,10 +338,14 @@ class KernelSyncer:
                 self._wake.clear()
                 continue
             self._idle.clear()
-            if self._pending and self.debounce > 0 and self._queued < self.max_batch:
-                await asyncio.sleep(self.debounce)      # let changes coalesce
+            if self._pending and self._queued < self.max_batch:
+                # Coalesce only under load: right after a write, wait out the
+                # rest of the debounce; an idle writer goes at once.
+                since = time.monotonic() - self._last_write_end
+                await asyncio.sleep(max(0.0, self.debounce - since) if self.debounce > 0 else 0)
             try:
                 await self._cycle()
+                self._last_write_end = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:
