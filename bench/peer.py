@@ -151,6 +151,39 @@ def run_feeder(a) -> None:
         time.sleep(3600)
 
 
+def run_pacer(a) -> None:
+    """Announce N /32s at RATE prefixes/s, BATCH per UPDATE, and print when
+    each UPDATE left (CLOCK_REALTIME, comparable across namespaces), so the
+    latency harness can match kernel events to UPDATEs."""
+    attrs = attrs_bytes(a.asn, a.local, a.ibgp)
+    net = a.first.split("/")[0]
+    base = int.from_bytes(socket.inet_aton(net), "big")
+    msgs = []
+    for start in range(0, a.n, a.batch):
+        k = min(a.batch, a.n - start)
+        first = socket.inet_ntoa((base + start).to_bytes(4, "big"))
+        msgs.append(encode_updates(PrefixArray.sequence(f"{first}/32", k), attrs))
+    p = Peer(a.local, a.remote, a.asn, a.router_id)
+    p.connect()
+    p.handshake()
+    emit("established")
+    threading.Thread(target=p.keepalive_loop, daemon=True).start()
+    threading.Thread(target=drain, args=(p,), daemon=True).start()
+    time.sleep(a.settle)
+    interval = a.batch / a.rate
+    t0 = time.monotonic()
+    sent = []
+    for i, m in enumerate(msgs):
+        delay = t0 + i * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        p.send(m)
+        sent.append(time.time())
+    emit("paced", first=a.first, batch=a.batch, rate=a.rate, sent=sent)
+    while True:
+        time.sleep(3600)
+
+
 def drain(p: Peer) -> None:
     try:
         while True:
@@ -234,7 +267,7 @@ def run_monitor(a) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("role", choices=["feeder", "monitor"])
+    ap.add_argument("role", choices=["feeder", "monitor", "pacer"])
     ap.add_argument("--local", required=True)
     ap.add_argument("--remote", required=True)
     ap.add_argument("--asn", type=int, required=True)
@@ -242,9 +275,12 @@ def main() -> None:
     ap.add_argument("--first", default="16.0.0.0/24")
     ap.add_argument("--router-id")
     ap.add_argument("--ibgp", action="store_true", help="iBGP to a route reflector (same AS)")
+    ap.add_argument("--rate", type=float, default=10_000, help="pacer: prefixes per second")
+    ap.add_argument("--batch", type=int, default=100, help="pacer: prefixes per UPDATE")
+    ap.add_argument("--settle", type=float, default=2.0, help="pacer: seconds after Established")
     a = ap.parse_args()
     a.router_id = a.router_id or a.local
-    (run_feeder if a.role == "feeder" else run_monitor)(a)
+    {"feeder": run_feeder, "monitor": run_monitor, "pacer": run_pacer}[a.role](a)
 
 
 if __name__ == "__main__":
