@@ -33,6 +33,7 @@ RTA_DST = 1
 RTA_OIF = 4
 RTA_GATEWAY = 5
 RTA_TABLE = 15
+RTA_NH_ID = 30
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE = 0
 RTN_UNICAST = 1
@@ -55,6 +56,7 @@ cdef enum:
     C_RTA_OIF = 4
     C_RTA_GATEWAY = 5
     C_RTA_TABLE = 15
+    C_RTA_NH_ID = 30
     C_NLA_TYPE_MASK = 0x3fff
     C_RT_SCOPE_NOWHERE = 255
 
@@ -174,7 +176,8 @@ cdef bytes _address(object value, int family, int alen):
 
 def encode_routes(int op, PrefixArray prefixes not None, gateways=None, int ifindex=0,
                   long long table=254, int protocol=17, uint32_t seq_start=1,
-                  bint replace=True, Py_ssize_t ack_run_bytes=0, Py_ssize_t ack_run_msgs=0):
+                  bint replace=True, Py_ssize_t ack_run_bytes=0, Py_ssize_t ack_run_msgs=0,
+                  uint32_t nhid=0):
     """One rtnetlink route message per prefix, concatenated into one buffer.
 
     op is RTM_NEWROUTE (24) or RTM_DELROUTE (25).  gateways is None (no
@@ -191,6 +194,9 @@ def encode_routes(int op, PrefixArray prefixes not None, gateways=None, int ifin
     answers every failing message with its error anyway and handles a run in
     order, so the ack of a run's last message means the whole run is done
     (one reply per run instead of one per route: half the kernel time).
+
+    nhid > 0: every route uses kernel nexthop object nhid (RTA_NH_ID, with
+    neither gateways nor ifindex).
     """
     if op != C_NEWROUTE and op != C_DELROUTE:
         raise ValueError(f"op must be RTM_NEWROUTE (24) or RTM_DELROUTE (25), not {op}")
@@ -200,6 +206,8 @@ def encode_routes(int op, PrefixArray prefixes not None, gateways=None, int ifin
         raise ValueError(f"protocol must be 0..255, not {protocol}")
     if ifindex < 0:
         raise ValueError(f"ifindex must be >= 0, not {ifindex}")
+    if nhid and (gateways is not None or ifindex):
+        raise ValueError("nhid: a route over a nexthop object takes neither gateways nor ifindex")
     if ack_run_bytes < 0 or (0 < ack_run_bytes < C_HDRLEN):
         raise ValueError(f"ack_run_bytes must be 0 or at least {C_HDRLEN}, not {ack_run_bytes}")
 
@@ -233,7 +241,8 @@ def encode_routes(int op, PrefixArray prefixes not None, gateways=None, int ifin
         raise TypeError("gateways is None, an address, or a list parallel to the prefixes")
 
     cdef Py_ssize_t attr_addr = align4(4 + alen)
-    cdef Py_ssize_t base = C_HDRLEN + C_RTMSG + attr_addr + 8 + (8 if ifindex else 0)
+    cdef Py_ssize_t base = C_HDRLEN + C_RTMSG + attr_addr + 8 + (8 if ifindex else 0) \
+        + (8 if nhid else 0)
     cdef Py_ssize_t total
     cdef bytes out
     cdef uint8_t* p
@@ -316,6 +325,8 @@ def encode_routes(int op, PrefixArray prefixes not None, gateways=None, int ifin
                 p = put_attr(p, C_RTA_GATEWAY, gw, alen)
             if oif:
                 p = put_attr(p, C_RTA_OIF, <const uint8_t*>&oif, 4)
+            if nhid:
+                p = put_attr(p, C_RTA_NH_ID, <const uint8_t*>&nhid, 4)
             p = put_attr(p, C_RTA_TABLE, <const uint8_t*>&tbl, 4)
             # nlmsghdr, now that the length is known
             put32(start, <uint32_t>(p - start))
@@ -625,6 +636,7 @@ cdef struct NextHop:
     uint8_t gw[16]
     uint8_t src[16]
     uint32_t oif
+    uint32_t kid          # id of its kernel nexthop object (RTA_NH_ID), 0: none
     uint32_t drefs        # wanted routes using it
     uint32_t irefs        # installed routes using it
     uint8_t has_gw
@@ -637,6 +649,7 @@ cdef struct RouteMsg:
     uint8_t gw[16]
     uint8_t src[16]
     uint32_t oif
+    uint32_t nhid         # RTA_NH_ID: the route uses nexthop object nhid (0: none)
     uint32_t table
     uint8_t protocol
     uint8_t rtype
@@ -669,6 +682,7 @@ cdef int _parse_route(const uint8_t* p, uint32_t mlen, int family, RouteMsg* m) 
     m.has_src = 0
     m.multipath = 0
     m.oif = 0
+    m.nhid = 0
     while ao + 4 <= mlen:
         alen_ = get16(p + ao)
         atyp = get16(p + ao + 2) & C_NLA_TYPE_MASK
@@ -686,6 +700,8 @@ cdef int _parse_route(const uint8_t* p, uint32_t mlen, int family, RouteMsg* m) 
             m.oif = get32(p + ao + 4)
         elif atyp == C_RTA_TABLE and alen_ == 8:
             m.table = get32(p + ao + 4)
+        elif atyp == C_RTA_NH_ID and alen_ == 8:
+            m.nhid = get32(p + ao + 4)
         elif atyp == C_RTA_MULTIPATH:
             m.multipath = 1
         ao += align4(alen_)
@@ -780,6 +796,10 @@ cdef class RouteState:
     cdef uint32_t cap_nh
     cdef uint32_t* nh_index
     cdef uint32_t nh_index_cap
+    # nexthop object id -> next hop id (set_kid): pairs (kid, idx), open
+    # addressing, kid 0 = free; for routes dumped with RTA_NH_ID
+    cdef uint32_t* kid_tab
+    cdef uint32_t kid_cap
     cdef PrefixArray dirty
     cdef Py_ssize_t dirty_pos
     cdef Py_ssize_t stat_missing, stat_changed, stat_unknown
@@ -814,6 +834,8 @@ cdef class RouteState:
         self.cap_nh = 0
         self.nh_index = NULL
         self.nh_index_cap = 0
+        self.kid_tab = NULL
+        self.kid_cap = 0
         self.dirty = PrefixArray(afi)
         self.dirty_pos = 0
         self.n_oifs = 0
@@ -831,6 +853,7 @@ cdef class RouteState:
         free(self.s6)
         free(self.nhs)
         free(self.nh_index)
+        free(self.kid_tab)
 
     # ------------------------------------------------------------ slots
     cdef int _alloc_slots(self, size_t cap) except -1:
@@ -1132,10 +1155,84 @@ cdef class RouteState:
         self._index_put(idx)
         return idx
 
+    # ------------------------------------------------------------ nexthop objects
+    cdef int _kid_rebuild(self) except -1:
+        cdef uint32_t idx, count = 0, cap = 16, mask, i
+        cdef uint32_t* tab
+        for idx in range(2, self.n_nh):
+            count += self.nhs[idx].kid != 0
+        while cap < count * 2 + 2:
+            cap *= 2
+        tab = <uint32_t*>calloc(cap * 2, sizeof(uint32_t))
+        if tab == NULL:
+            raise MemoryError()
+        mask = cap - 1
+        for idx in range(2, self.n_nh):
+            if self.nhs[idx].kid == 0:
+                continue
+            i = <uint32_t>(kbgp_nl_mix(self.nhs[idx].kid) & mask)
+            while tab[2 * i] != 0:
+                i = (i + 1) & mask
+            tab[2 * i] = self.nhs[idx].kid
+            tab[2 * i + 1] = idx
+        free(self.kid_tab)
+        self.kid_tab = tab
+        self.kid_cap = cap
+        return 0
+
+    cdef uint32_t _kid_find(self, uint32_t kid) noexcept nogil:
+        """The next hop whose nexthop object is kid, 0 when none is."""
+        cdef uint32_t mask, i
+        if kid == 0 or self.kid_cap == 0:
+            return 0
+        mask = self.kid_cap - 1
+        i = <uint32_t>(kbgp_nl_mix(kid) & mask)
+        while self.kid_tab[2 * i] != 0:
+            if self.kid_tab[2 * i] == kid:
+                return self.kid_tab[2 * i + 1]
+            i = (i + 1) & mask
+        return 0
+
+    def set_kid(self, uint32_t idx, uint32_t kid):
+        """Next hop idx is kernel nexthop object kid (0: none, routes over
+        it are written with RTA_GATEWAY/RTA_OIF again).  Routes written from
+        now on carry RTA_NH_ID kid; a route in the kernel counts as having
+        next hop idx in either form (nothing is rewritten for the form
+        alone: no churn at a restart).  A kid held by another next hop is
+        taken from it."""
+        cdef uint32_t other
+        if idx <= 1 or idx >= self.n_nh:
+            raise ValueError(f"unknown next hop id {idx}")
+        if self.nhs[idx].kid == kid:
+            return
+        if kid != 0:
+            other = self._kid_find(kid)
+            if other != 0:
+                self.nhs[other].kid = 0
+        self.nhs[idx].kid = kid
+        self._kid_rebuild()
+
+    def kid_of(self, uint32_t idx):
+        """The nexthop object id of next hop idx (0: none)."""
+        if idx <= 1 or idx >= self.n_nh:
+            return 0
+        return self.nhs[idx].kid
+
+    def nexthop_of_kid(self, uint32_t kid):
+        """The next hop id whose nexthop object is kid (0: none)."""
+        return self._kid_find(kid)
+
     cdef uint32_t _intern_route(self, const RouteMsg* m) except 0:
         """The next hop of a route read from the kernel, as kbgp would have
-        asked for it: via a gateway (with its interface only for an IPv6
-        link-local gateway), else out of an interface with its source."""
+        asked for it: the next hop of its nexthop object (RTA_NH_ID), via a
+        gateway (with its interface only for an IPv6 link-local gateway),
+        else out of an interface with its source."""
+        cdef uint32_t idx
+        if m.nhid != 0:
+            idx = self._kid_find(m.nhid)
+            if idx != 0:
+                return idx
+            return self._intern(NULL, 0, NULL)       # someone else's object
         if m.multipath or (not m.has_gw and m.oif == 0):
             return self._intern(NULL, 0, NULL)       # matches nothing kbgp asks for
         if m.has_gw:
@@ -1149,9 +1246,13 @@ cdef class RouteState:
     cdef bint _nh_matches(self, uint32_t idx, const RouteMsg* m) noexcept nogil:
         """Does the kernel route m have next hop idx (as kbgp writes it)?"""
         cdef const NextHop* h
-        if idx <= 1 or idx >= self.n_nh or m.multipath:
+        if idx <= 1 or idx >= self.n_nh:
             return False
         h = &self.nhs[idx]
+        if m.nhid != 0:
+            return h.kid == m.nhid
+        if m.multipath:
+            return False
         if h.has_gw:
             return (m.has_gw and memcmp(h.gw, m.gw, self.alen) == 0
                     and (h.oif == 0 or h.oif == m.oif))
@@ -1181,11 +1282,12 @@ cdef class RouteState:
         """{"gateway": text or None, "oif": int, "src": text or None}."""
         cdef const NextHop* h
         if idx <= 1 or idx >= self.n_nh:
-            return {"gateway": None, "oif": 0, "src": None, "skip": idx == 1}
+            return {"gateway": None, "oif": 0, "kid": 0, "src": None, "skip": idx == 1}
         h = &self.nhs[idx]
         return {
             "gateway": socket.inet_ntop(self.family, h.gw[:self.alen]) if h.has_gw else None,
             "oif": h.oif,
+            "kid": h.kid,
             "src": socket.inet_ntop(self.family, h.src[:self.alen]) if h.has_src else None,
             "skip": bool(h.skip),
         }
@@ -1416,11 +1518,17 @@ cdef class RouteState:
         self._push_key(b.pfx, k)
         msg_len = C_HDRLEN + C_RTMSG + attr_addr + 8
         if kind != OPK_DEL:
-            nh = &self.nhs[w]
-            msg_len += (attr_addr if nh.has_gw else 0) + (8 if nh.oif else 0) \
-                + (attr_addr if nh.has_src else 0)
+            msg_len += self._nh_attrs_len(&self.nhs[w], attr_addr)
         total[0] += msg_len
         return True
+
+    cdef inline Py_ssize_t _nh_attrs_len(self, const NextHop* nh,
+                                         Py_ssize_t attr_addr) noexcept nogil:
+        """Bytes of the next hop attributes of a route over nh."""
+        if nh.kid:
+            return 8                                    # RTA_NH_ID
+        return (attr_addr if nh.has_gw else 0) + (8 if nh.oif else 0) \
+            + (attr_addr if nh.has_src else 0)
 
     cdef bytes _encode(self, RouteBatch b, Py_ssize_t total, Py_ssize_t run_bytes,
                        Py_ssize_t run_msgs):
@@ -1443,8 +1551,7 @@ cdef class RouteState:
             nh = &self.nhs[b.new_nh[i]] if kind != OPK_DEL else NULL
             msg_len = C_HDRLEN + C_RTMSG + attr_addr + 8
             if nh != NULL:
-                msg_len += (attr_addr if nh.has_gw else 0) + (8 if nh.oif else 0) \
-                    + (attr_addr if nh.has_src else 0)
+                msg_len += self._nh_attrs_len(nh, attr_addr)
             _run_before(&rm, p, msg_len)
             start = p
             p[16] = <uint8_t>self.family
@@ -1471,13 +1578,17 @@ cdef class RouteState:
                 p[23] = 0
                 flags = C_F_REQUEST
             else:
-                p[22] = 0 if nh.has_gw else C_RT_SCOPE_LINK
+                p[22] = 0 if (nh.has_gw or nh.kid) else C_RT_SCOPE_LINK
                 p[23] = C_RTN_UNICAST
                 flags = C_F_REQUEST | C_F_CREATE | (C_F_REPLACE if kind == OPK_REPLACE else C_F_EXCL)
             put32(p + 24, 0)                            # rtm_flags
             p += C_HDRLEN + C_RTMSG
             p = put_attr(p, C_RTA_DST, dst, self.alen)
-            if nh != NULL:
+            if nh != NULL and nh.kid:
+                # the nexthop object holds gateway and device (one lookup
+                # per next hop in the kernel, not per route)
+                p = put_attr(p, C_RTA_NH_ID, <const uint8_t*>&nh.kid, 4)
+            elif nh != NULL:
                 if nh.has_gw:
                     p = put_attr(p, C_RTA_GATEWAY, nh.gw, self.alen)
                 if nh.oif:

@@ -13,6 +13,10 @@ EventSocket listens to route, link and address notifications without
 blocking (the syncer reads it from the event loop); a socket filter drops
 the notifications of kbgp's own writes in the kernel.
 
+NexthopChannel manages kernel nexthop objects (RTM_NEWNEXTHOP, Linux 5.3+):
+one per next hop kbgp uses, so that a route names its next hop by id
+(RTA_NH_ID) and a gateway's device change is one message, not one per route.
+
 NetlinkChannel sends single requests (links, addresses, rules, generic
 netlink) built with pyroute2's message classes and decodes the replies with
 them.  pyroute2's own sockets are not used: its asyncio core does not run
@@ -34,6 +38,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Self, TypeVar
 
 from kbgp._fast.netlink import (
@@ -53,11 +58,14 @@ from kbgp.errors import KernelError
 
 __all__ = [
     "NETLINK_GENERIC",
+    "NH_ID_BASE",
     "RTM_DELROUTE",
     "RTM_NEWROUTE",
     "RTPROT_KBGP",
     "EventSocket",
     "NetlinkChannel",
+    "NexthopChannel",
+    "NexthopObject",
     "RouteSocket",
     "in_netns",
     "strerror",
@@ -87,6 +95,24 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 NLM_F_ACK = 0x4
 NETLINK_GENERIC = 16      # linux/netlink.h (not exported by the socket module)
+
+# nexthop objects (linux/rtnetlink.h, linux/nexthop.h)
+RTM_NEWNEXTHOP = 104
+RTM_DELNEXTHOP = 105
+RTM_GETNEXTHOP = 106
+NHA_ID = 1
+NHA_BLACKHOLE = 4
+NHA_OIF = 5
+NHA_GATEWAY = 6
+NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTN_UNICAST = 1
+NH_ID_BASE = 0x6B620000   # "kb": kbgp's nexthop object ids are NH_ID_BASE + 1 ..; the
+                          # start-up probe uses NH_ID_BASE itself
 
 
 def _set_buffers(sock: socket.socket, bufsize: int) -> None:
@@ -329,6 +355,31 @@ class EventSocket:
         self.sock.close()
 
 
+
+def read_replies(sock, rbuf: bytearray, seq: int, what: str) -> list[tuple[int, bytes]]:
+    """The replies to request SEQ on a netlink socket, as (type, whole
+    message), until its ack or NLMSG_DONE; an error ack raises
+    KernelError("netlink", WHAT, errno)."""
+    out = []
+    while True:
+        k = sock.recv_into(rbuf)
+        data = bytes(rbuf[:k])
+        off = 0
+        while off + 16 <= k:
+            length, mtype, _flags, mseq, _pid = struct.unpack_from("=IHHII", data, off)
+            if length < 16 or off + length > k:
+                raise KernelError("netlink", what, errno_mod.EPROTO, f"bad reply length {length}")
+            if mseq == seq:
+                if mtype == NLMSG_DONE:
+                    return out
+                if mtype == NLMSG_ERROR:
+                    err = -struct.unpack_from("=i", data, off + 16)[0]
+                    if err:
+                        raise KernelError("netlink", what, err, os.strerror(err))
+                    return out
+                out.append((mtype, data[off:off + length]))
+            off += (length + 3) & ~3
+
 class NetlinkChannel:
     """Blocking request/response on a netlink socket with pyroute2's message
     classes (for links, addresses, rules, generic netlink: a few messages,
@@ -365,28 +416,12 @@ class NetlinkChannel:
 
     def _replies(self, seq: int, parse, what: str) -> list:
         out = []
-        while True:
-            k = self.sock.recv_into(self._rbuf)
-            data = bytes(self._rbuf[:k])
-            off = 0
-            while off + 16 <= k:
-                length, mtype, _flags, mseq, _pid = struct.unpack_from("=IHHII", data, off)
-                if length < 16 or off + length > k:
-                    raise KernelError("netlink", what, errno_mod.EPROTO,
-                                      f"bad reply length {length}")
-                if mseq == seq:
-                    if mtype == NLMSG_DONE:
-                        return out
-                    if mtype == NLMSG_ERROR:
-                        err = -struct.unpack_from("=i", data, off + 16)[0]
-                        if err:
-                            raise KernelError("netlink", what, err, os.strerror(err))
-                        return out
-                    if parse is not None:
-                        m = parse(data[off:off + length])
-                        m.decode()
-                        out.append(m)
-                off += (length + 3) & ~3
+        for _mtype, message in read_replies(self.sock, self._rbuf, seq, what):
+            if parse is not None:
+                m = parse(message)
+                m.decode()
+                out.append(m)
+        return out
 
     def request(self, msg, msg_type: int, flags: int, what: str, parse=None) -> list:
         """Send msg (a pyroute2 message) with NLM_F_REQUEST | NLM_F_ACK |
@@ -402,3 +437,155 @@ class NetlinkChannel:
 
 def strerror(errno_: int) -> str:
     return os.strerror(errno_)
+
+
+@dataclass(frozen=True, slots=True)
+class NexthopObject:
+    """One kernel nexthop object as a dump lists it."""
+
+    id: int
+    family: int               # AF_INET / AF_INET6 (AF_UNSPEC: blackhole, group)
+    protocol: int
+    gateway: str | None
+    oif: int
+    blackhole: bool = False
+
+
+def _attr(typ: int, payload: bytes = b"") -> bytes:
+    n = 4 + len(payload)
+    return struct.pack("=HH", n, typ) + payload + b"\0" * ((-n) & 3)
+
+
+class NexthopChannel:
+    """Blocking requests for kernel nexthop objects and gateway lookups on
+    a NETLINK_ROUTE socket of its own (a few messages per next hop, never
+    per route).  Errors raise KernelError(op, what, errno)."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                                  socket.NETLINK_ROUTE)
+        try:
+            try:
+                self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            except OSError:
+                pass
+            self.sock.bind((0, 0))
+            self.sock.settimeout(timeout)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.portid = self.sock.getsockname()[0]
+        self._seq = 0
+        self._rbuf = bytearray(1 << 18)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _request(self, mtype: int, flags: int, body: bytes, what: str) -> list[tuple[int, bytes]]:
+        """Send one message; the replies of its sequence number as
+        (type, payload after the netlink header) until the ack or NLMSG_DONE."""
+        self._seq = (self._seq + 1) & 0x7FFFFFFF or 1
+        seq = self._seq
+        self.sock.sendto(struct.pack("=IHHII", 16 + len(body), mtype, NLM_F_REQUEST | flags,
+                                     seq, 0) + body, (0, 0))
+        return [(rtype, message[16:]) for rtype, message in read_replies(self.sock, self._rbuf, seq, what)]
+
+    @staticmethod
+    def _attrs(payload: bytes, start: int) -> dict[int, bytes]:
+        out = {}
+        off = start
+        while off + 4 <= len(payload):
+            alen, atyp = struct.unpack_from("=HH", payload, off)
+            if alen < 4 or off + alen > len(payload):
+                break
+            out[atyp & 0x3FFF] = payload[off + 4:off + alen]
+            off += (alen + 3) & ~3
+        return out
+
+    def probe(self, protocol: int) -> int:
+        """Can this kernel hold nexthop objects?  Creates and deletes a
+        blackhole object with id NH_ID_BASE; returns 0 or the errno."""
+        body = struct.pack("=BBBBI", socket.AF_INET, 0, protocol, 0, 0) \
+            + _attr(NHA_ID, struct.pack("=I", NH_ID_BASE)) + _attr(NHA_BLACKHOLE)
+        try:
+            self._request(RTM_NEWNEXTHOP, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, body,
+                          "nexthop object probe")
+        except KernelError as e:
+            # ENETDOWN: a blackhole object needs "lo" up; the kernel knows
+            # the message, which is what is asked (a kernel without nexthop
+            # objects answers EOPNOTSUPP).
+            return 0 if e.errno == errno_mod.ENETDOWN else (e.errno or errno_mod.EOPNOTSUPP)
+        try:
+            self.delete(NH_ID_BASE)
+        except KernelError as e:
+            return e.errno
+        return 0
+
+    def set(self, nh_id: int, gateway: str, oif: int, protocol: int,
+            replace: bool = True) -> None:
+        """Create nexthop object nh_id via gateway out of interface oif, or
+        (replace) change its attributes: the routes using it follow at once.
+        Without replace an existing nh_id gives EEXIST."""
+        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+        body = struct.pack("=BBBBI", family, 0, protocol, 0, 0) \
+            + _attr(NHA_ID, struct.pack("=I", nh_id)) \
+            + _attr(NHA_GATEWAY, socket.inet_pton(family, gateway)) \
+            + _attr(NHA_OIF, struct.pack("=I", oif))
+        self._request(RTM_NEWNEXTHOP,
+                      NLM_F_ACK | NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL),
+                      body, f"nexthop id {nh_id} via {gateway}")
+
+    def delete(self, nh_id: int) -> bool:
+        """Delete nexthop object nh_id (the kernel deletes the routes still
+        using it); False when there was none."""
+        body = struct.pack("=BBBBI", socket.AF_UNSPEC, 0, 0, 0, 0) \
+            + _attr(NHA_ID, struct.pack("=I", nh_id))
+        try:
+            self._request(RTM_DELNEXTHOP, NLM_F_ACK, body, f"nexthop id {nh_id}")
+        except KernelError as e:
+            if e.errno == errno_mod.ENOENT:
+                return False
+            raise
+        return True
+
+    def dump(self) -> list[NexthopObject]:
+        """Every nexthop object of the namespace."""
+        body = struct.pack("=BBBBI", socket.AF_UNSPEC, 0, 0, 0, 0)
+        out = []
+        for mtype, payload in self._request(RTM_GETNEXTHOP, NLM_F_DUMP, body, "nexthop dump"):
+            if mtype != RTM_NEWNEXTHOP or len(payload) < 8:
+                continue
+            family, _scope, protocol, _r, _flags = struct.unpack_from("=BBBBI", payload)
+            a = self._attrs(payload, 8)
+            if NHA_ID not in a or len(a[NHA_ID]) != 4:
+                continue
+            gw = a.get(NHA_GATEWAY)
+            gateway = None
+            if gw is not None and len(gw) in (4, 16):
+                gateway = socket.inet_ntop(socket.AF_INET if len(gw) == 4 else socket.AF_INET6,
+                                           gw)
+            oif = struct.unpack("=I", a[NHA_OIF])[0] if len(a.get(NHA_OIF, b"")) == 4 else 0
+            out.append(NexthopObject(struct.unpack("=I", a[NHA_ID])[0], family, protocol,
+                                     gateway, oif, NHA_BLACKHOLE in a))
+        return out
+
+    def gateway_oif(self, gateway: str) -> int:
+        """The interface the kernel reaches gateway on directly (RTM_GETROUTE),
+        0 when it is not on a link of ours (no route, or only via another
+        router, or a local address): such a next hop needs no object."""
+        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+        raw = socket.inet_pton(family, gateway)
+        body = struct.pack("=BBBBBBBBI", family, len(raw) * 8, 0, 0, 0, 0, 0, 0, 0) \
+            + _attr(RTA_DST, raw)
+        try:
+            replies = self._request(RTM_GETROUTE, NLM_F_ACK, body, f"route to {gateway}")
+        except KernelError:
+            return 0
+        for mtype, payload in replies:
+            if mtype != RTM_NEWROUTE or len(payload) < 12 or payload[7] != RTN_UNICAST:
+                continue
+            a = self._attrs(payload, 12)
+            if RTA_GATEWAY in a or len(a.get(RTA_OIF, b"")) != 4:
+                return 0
+            return struct.unpack("=I", a[RTA_OIF])[0]
+        return 0

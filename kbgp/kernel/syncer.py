@@ -19,16 +19,26 @@ queue append.  One writer task on the event loop:
    address change, at once after a notification loss; a dump of the
    kernel's routes of kbgp's protocol repairs what someone else changed.
 
+Nexthop objects (Linux 5.3+, probed at start; ``nexthop_objects``): every
+gateway kbgp installs routes via directly gets one kernel nexthop object of
+kbgp's protocol (ids from NH_ID_BASE + 1, gateway and the device the kernel
+reaches it on), and routes name it with RTA_NH_ID.  Each reconcile re-checks
+the objects (re-made after a link flap flushed them, replaced when the
+gateway moved to another device); a gateway not on a link, a tunnel and
+a kernel without them keep the RTA_GATEWAY/RTA_OIF form.  A route in the
+kernel counts as installed in either form: a restart rewrites nothing.
+
 A route of ours that someone deletes is noticed from the route
 notifications (a second socket read by the event loop; the notifications
 of kbgp's own writes are filtered out in the kernel) and written again
 within one debounce.
 
 Restarts: start() adopts the routes of kbgp's protocol and the tun-*
-tunnels it finds (nothing is deleted); converged() (called by the agent
-after End-of-RIB or the GR deferral timer) deletes the adopted routes no
-best route wants and then the tunnels no route uses.  shutdown(True)
-removes every route of kbgp's protocol in its table, its tunnels and rules;
+tunnels it finds (nothing is deleted); start() also adopts the nexthop objects of kbgp's protocol.
+converged() (called by the agent after End-of-RIB or the GR deferral timer)
+deletes the adopted routes no best route wants and then the tunnels and
+nexthop objects no route uses.  shutdown(True) removes every route of
+kbgp's protocol in its table, then its nexthop objects, tunnels and rules;
 shutdown(False) leaves the kernel as it is.
 
 Threads: the event loop owns all state; the single worker thread
@@ -54,8 +64,11 @@ from kbgp._fast.wire import PrefixArray
 from kbgp.errors import ConfigError, KernelError
 from kbgp.kernel.netlink import (
     NETLINK_GENERIC,
+    NH_ID_BASE,
     EventSocket,
     NetlinkChannel,
+    NexthopChannel,
+    NexthopObject,
     RouteSocket,
     in_netns,
 )
@@ -79,6 +92,7 @@ _RESERVED_TABLES = {0: "RT_TABLE_UNSPEC", 253: "RT_TABLE_DEFAULT", 255: "RT_TABL
 _LOGGED_PER_BATCH = 10        # failures logged one by one per batch; the rest summed up
 _MIN_RECONCILE_GAP = 2.0      # seconds between event-triggered reconciles
 _LINK_EVENT_DELAY = 1.0       # seconds from a link/address change to its reconcile
+_NH_ID_LAST = NH_ID_BASE + 0xFFFF   # kbgp's nexthop object ids: NH_ID_BASE + 1 .. this
 
 
 class KernelSyncer:
@@ -88,7 +102,8 @@ class KernelSyncer:
 
     def __init__(self, *, protocol: int = 17, table: int = 254, sync_period: float = 60.0,
                  overlay: OverlayConfig | None = None, debounce: float = 0.005,
-                 max_batch: int = 100_000, netns: str | None = None) -> None:
+                 max_batch: int = 100_000, netns: str | None = None,
+                 nexthop_objects: bool | None = None) -> None:
         if isinstance(protocol, bool) or not isinstance(protocol, int) or not 0 <= protocol <= 255:
             raise ConfigError(f"route protocol: {protocol!r} is not 1..255")
         if protocol in _RESERVED_PROTOCOLS:
@@ -108,6 +123,10 @@ class KernelSyncer:
             raise ConfigError(f"kernel max_batch: {max_batch!r} is not a positive integer")
         if overlay is not None and not isinstance(overlay, OverlayConfig):
             raise ConfigError(f"overlay: {type(overlay).__name__} is not an OverlayConfig")
+        if nexthop_objects is not None and not isinstance(nexthop_objects, bool):
+            raise ConfigError(f"kernel nexthop_objects: {nexthop_objects!r} is not True, False "
+                              f"or None (use them when the kernel has them)")
+        self.nexthop_objects = nexthop_objects
         self.protocol = protocol
         self.table = table
         self.sync_period = float(sync_period)
@@ -138,6 +157,11 @@ class KernelSyncer:
         self._dsock: RouteSocket | None = None
         self._events: EventSocket | None = None
         self._tunnels: TunnelManager | None = None
+        self._nhc: NexthopChannel | None = None          # None: routes carry their gateway
+        self._nh_objs: dict[int, tuple[int, int]] = {}    # our object id -> (afi, next hop id)
+        self._kernel_nh: dict[int, NexthopObject] = {}   # every object, as last read/written
+        self._nh_next = NH_ID_BASE + 1
+        self._nh_cleanup_due = False
         self._runner: asyncio.Task | None = None
         self._ticker: asyncio.Task | None = None
         self._last_errors: collections.deque = collections.deque(maxlen=20)
@@ -172,9 +196,10 @@ class KernelSyncer:
         self._ticker = asyncio.create_task(self._tick(), name="kbgp-kernel-reconcile")
         c = self.routes.counts()["total"]
         log.info("kernel syncer started protocol=%d table=%d netns=%s adopted_routes=%d "
-                 "tunnels=%d overlay=%s", self.protocol, self.table, self.netns or "-",
-                 c["adopted"], len(self._tunnels.tunnels) if self._tunnels else 0,
-                 self._overlay_text())
+                 "tunnels=%d overlay=%s nexthop_objects=%s adopted_nexthops=%d", self.protocol,
+                 self.table, self.netns or "-", c["adopted"],
+                 len(self._tunnels.tunnels) if self._tunnels else 0, self._overlay_text(),
+                 "yes" if self._nhc is not None else "no", len(self._nh_objs))
 
     def update(self, afi: int, announce: dict[str, PrefixArray],
                withdraw: PrefixArray | None) -> None:
@@ -200,6 +225,7 @@ class KernelSyncer:
             return
         n = self.routes.converge()
         self._cleanup_due = self._tunnels is not None
+        self._nh_cleanup_due = self._nhc is not None
         log.info("kernel routes converged: adopted routes no best route wants are deleted "
                  "count=%d", n)
         self._idle.clear()
@@ -249,8 +275,8 @@ class KernelSyncer:
         if remove_routes and self._started:
             try:
                 removed = await self._in_pool(self._remove_everything)
-                log.info("kernel routes removed at shutdown routes=%d tunnels=%d rules=%d",
-                         *removed)
+                log.info("kernel routes removed at shutdown routes=%d nexthops=%d tunnels=%d "
+                         "rules=%d", *removed)
             except Exception:
                 log.exception("removing kbgp's kernel routes at shutdown failed")
         elif self._started:
@@ -282,6 +308,8 @@ class KernelSyncer:
             "ipv4": c["ipv4"],
             "ipv6": c["ipv6"],
             "tunnels": sorted(self._tunnels.tunnels) if self._tunnels else [],
+            "nexthop_objects": self._nhc is not None,
+            "nexthops": len(self._nh_objs),
             "overlay": self._overlay_text(),
             "last_reconcile": self._last_reconcile,
             "counters": dict(self.counters),
@@ -298,6 +326,16 @@ class KernelSyncer:
         self._dsock = in_netns(self.netns, RouteSocket)
         portid = self._wsock.portid
         self._events = in_netns(self.netns, lambda: EventSocket(ignore=portid))
+        if self.nexthop_objects is not False:
+            nhc = in_netns(self.netns, NexthopChannel)
+            err = nhc.probe(self.protocol)
+            if err:
+                nhc.close()
+                log.log(logging.WARNING if self.nexthop_objects else logging.INFO,
+                        "kernel nexthop objects unavailable errno=%d error=%r; routes carry "
+                        "their gateway", err, errno_mod.errorcode.get(err, str(err)))
+            else:
+                self._nhc = nhc
         if self.overlay is not None:
             links = in_netns(self.netns, lambda: Links(
                 NetlinkChannel(), NetlinkChannel(NETLINK_GENERIC)))
@@ -305,7 +343,7 @@ class KernelSyncer:
 
     async def _close_sockets(self) -> None:
         def close_all():
-            for s in (self._wsock, self._dsock, self._events):
+            for s in (self._wsock, self._dsock, self._events, self._nhc):
                 if s is not None:
                     s.close()
             if self._tunnels is not None:
@@ -328,7 +366,7 @@ class KernelSyncer:
     # ================================================================ the writer
     def _has_work(self) -> bool:
         return bool(self._pending or self.routes.pending or self._reconcile_due
-                    or self._cleanup_due)
+                    or self._cleanup_due or self._nh_cleanup_due)
 
     async def _run(self) -> None:
         while True:
@@ -365,6 +403,9 @@ class KernelSyncer:
         if self._cleanup_due:
             self._cleanup_due = False
             await self._cleanup_tunnels()
+        if self._nh_cleanup_due:
+            self._nh_cleanup_due = False
+            await self._cleanup_nexthops()
 
     async def _apply_pending(self) -> None:
         while self._pending:
@@ -479,6 +520,8 @@ class KernelSyncer:
                        index)
             return nh
         nh = self.routes.nexthop(afi, text)
+        if decision is Decision.DIRECT and self._nhc is not None:
+            await self._ensure_nexthop(afi, nh, text)
         if decision is Decision.SKIP:
             self._note(key, logging.INFO,
                        "kernel routes via next_hop=%s not installed: not on a subnet of the "
@@ -522,6 +565,147 @@ class KernelSyncer:
                     if v == nh:
                         del self._gw_nh[afi][gw]
 
+    # ================================================================ nexthop objects
+    def _ours(self, o: NexthopObject) -> bool:
+        """A nexthop object kbgp may change or delete: its protocol, its ids."""
+        return o.protocol == self.protocol and NH_ID_BASE < o.id <= _NH_ID_LAST
+
+    async def _read_nexthops(self, adopt: bool) -> None:
+        """Read the kernel's nexthop objects; at start, adopt ours: each one
+        via a gateway becomes the object of that gateway's next hop, so the
+        routes using it (RTA_NH_ID) count as installed."""
+        try:
+            objs = await self._in_pool(self._nhc.dump)
+        except (KernelError, OSError) as e:
+            log.error("nexthop object dump failed error=%s", e)
+            return
+        self._kernel_nh = {o.id: o for o in objs}
+        if not adopt:
+            return
+        for o in objs:
+            if not self._ours(o) or o.gateway is None \
+                    or o.family not in (socket.AF_INET, socket.AF_INET6):
+                continue       # no gateway: not one kbgp makes; deleted once converged
+            afi = 1 if o.family == socket.AF_INET else 2
+            st = self.routes.states[afi]
+            nh = self.routes.nexthop(afi, o.gateway)
+            if st.kid_of(nh):
+                continue       # a second object for one gateway: deleted once converged
+            st.set_kid(nh, o.id)
+            self._nh_objs[o.id] = (afi, nh)
+
+    def _new_nh_id(self) -> int | None:
+        for _ in range(_NH_ID_LAST - NH_ID_BASE):
+            i = self._nh_next
+            self._nh_next = i + 1 if i < _NH_ID_LAST else NH_ID_BASE + 1
+            if i not in self._nh_objs and i not in self._kernel_nh:
+                return i
+        return None
+
+    async def _ensure_nexthop(self, afi: int, nh: int, gw: str) -> None:
+        """Give next hop nh (via gateway gw) its nexthop object, made or
+        replaced when missing or when the kernel now reaches gw on another
+        device.  A gateway not on a link keeps the gateway form."""
+        st = self.routes.states[afi]
+        if afi == 2 and ipaddress.ip_address(gw).is_link_local:
+            return       # which link is part of the next hop itself: the gateway form
+        kid = st.kid_of(nh)
+        cur = self._kernel_nh.get(kid) if kid else None
+        try:
+            oif = await self._in_pool(self._nhc.gateway_oif, gw)
+        except OSError:
+            oif = 0
+        if oif == 0:
+            if kid and cur is None:
+                st.set_kid(nh, 0)            # object gone and cannot be made again now
+                self._nh_objs.pop(kid, None)
+            self._note((afi, f"nh {gw}"), logging.INFO,
+                       "next_hop=%s is not on a link now: routes via it carry the gateway "
+                       "(no nexthop object)", gw)
+            return
+        if cur is not None and cur.oif == oif and cur.gateway == gw:
+            return
+        try:
+            if kid:
+                await self._in_pool(self._nhc.set, kid, gw, oif, self.protocol)
+            else:
+                # a new id: never replace an object someone made meanwhile
+                for _ in range(8):
+                    kid = self._new_nh_id()
+                    if kid is None:
+                        self._note((afi, f"nh {gw}"), logging.ERROR,
+                                   "no free nexthop object id for next_hop=%s: its routes "
+                                   "carry the gateway", gw)
+                        return
+                    try:
+                        await self._in_pool(self._nhc.set, kid, gw, oif, self.protocol, False)
+                        break
+                    except KernelError as e:
+                        if e.errno != errno_mod.EEXIST:
+                            raise
+                        self._kernel_nh[kid] = NexthopObject(kid, 0, 0, None, 0)  # not ours
+                else:
+                    return
+        except (KernelError, OSError) as e:
+            self.counters["nexthop_errors_total"] += 1
+            self._note((afi, f"nh {gw}"), logging.ERROR,
+                       "nexthop object id=%d via next_hop=%s failed error=%s; its routes carry "
+                       "the gateway", kid, gw, e)
+            if cur is None:
+                st.set_kid(nh, 0)
+                self._nh_objs.pop(kid, None)
+            return
+        self._kernel_nh[kid] = NexthopObject(kid, socket.AF_INET if afi == 1 else socket.AF_INET6,
+                                             self.protocol, gw, oif)
+        self._nh_objs[kid] = (afi, nh)
+        st.set_kid(nh, kid)
+        self.counters["nexthop_objects_written_total"] += 1
+        self._note((afi, f"nh {gw}"), logging.DEBUG, "nexthop object id=%d next_hop=%s oif=%d",
+                   kid, gw, oif)
+
+    async def _cleanup_nexthops(self) -> None:
+        """Once converged: delete our nexthop objects no route uses (adopted
+        ones nobody wants, or a gateway's object after its last route left)."""
+        if self._nhc is None or not self.routes.converged:
+            return
+        try:
+            objs = await self._in_pool(self._nhc.dump)
+        except (KernelError, OSError) as e:
+            log.error("nexthop object dump failed error=%s", e)
+            return
+        self._kernel_nh = {o.id: o for o in objs}
+        removed = []
+        for o in objs:
+            if not self._ours(o):
+                continue
+            owner = self._nh_objs.get(o.id)
+            if owner is not None:
+                afi, nh = owner
+                st = self.routes.states[afi]
+                if st.kid_of(nh) == o.id and st.nexthop_refs(nh) != (0, 0):
+                    continue
+            try:
+                await self._in_pool(self._nhc.delete, o.id)
+            except (KernelError, OSError) as e:
+                log.error("nexthop object delete failed id=%d error=%s", o.id, e)
+                continue
+            removed.append(o.id)
+            self._kernel_nh.pop(o.id, None)
+            if owner is not None:
+                del self._nh_objs[o.id]
+                afi, nh = owner
+                st = self.routes.states[afi]
+                if st.kid_of(nh) == o.id:
+                    st.set_kid(nh, 0)
+                # a later route via this gateway makes its object again
+                for gw, v in list(self._gw_nh[afi].items()):
+                    if v == nh:
+                        del self._gw_nh[afi][gw]
+        if removed:
+            self.counters["nexthop_objects_removed_total"] += len(removed)
+            log.info("unused nexthop objects deleted count=%d ids=%s", len(removed),
+                     ",".join(str(i) for i in removed[:_LOGGED_PER_BATCH]))
+
     # ================================================================ reconcile
     def _request_reconcile(self, delay: float, reason: str) -> None:
         if self._loop is None or self._closed:
@@ -555,12 +739,19 @@ class KernelSyncer:
         configured."""
         t0 = time.monotonic()
         self._last_reconcile_t = self._loop.time()
+        if self._nhc is not None:
+            await self._read_nexthops(adopt=reason == "start")
         if self._tunnels is not None:
             await self._in_pool(self._tunnels.refresh)
             added, removed = await self._in_pool(self._tunnels.sync_rules)
             if added or removed:
                 log.info("overlay rules lookup=77 added=%s removed=%s", added, removed)
-            await self._reresolve()
+            await self._reresolve()           # re-checks the nexthop objects too
+        elif self._nhc is not None:
+            for afi, cache in self._gw_nh.items():
+                for gw, nh in list(cache.items()):
+                    if nh != NH_SKIP and not self.routes.states[afi].nexthop_info(nh)["skip"]:
+                        await self._ensure_nexthop(afi, nh, gw)
         result = {}
         for afi, family in ((1, socket.AF_INET), (2, socket.AF_INET6)):
             st = self.routes.states[afi]
@@ -597,6 +788,8 @@ class KernelSyncer:
                 reason, missing, changed, unknown, time.monotonic() - t0)
         if self.routes.converged and self._tunnels is not None:
             self._cleanup_due = True
+        if self.routes.converged and self._nhc is not None:
+            self._nh_cleanup_due = True
 
     # ================================================================ events
     def _on_events(self) -> None:
@@ -638,9 +831,10 @@ class KernelSyncer:
             self._request_reconcile(_LINK_EVENT_DELAY, "link or address change")
 
     # ================================================================ shutdown
-    def _remove_everything(self) -> tuple[int, int, int]:
+    def _remove_everything(self) -> tuple[int, int, int, int]:
         """(netlink thread) Delete every route of our protocol in our table
-        as the kernel lists them, then the tunnels and the overlay rules."""
+        as the kernel lists them, then our nexthop objects, the tunnels and
+        the overlay rules."""
         routes = 0
         for family in (socket.AF_INET, socket.AF_INET6):
             for _ in range(3):
@@ -655,6 +849,15 @@ class KernelSyncer:
                         log.error("kernel route delete failed prefix=%s errno=%d error=%r",
                                   arr.prefix(seq - self._wsock.last_seq_start), err,
                                   errno_mod.errorcode.get(err, str(err)))
+        nexthops = 0
+        if self._nhc is not None:
+            # after the routes: deleting an object would take routes with it
+            for o in self._nhc.dump():
+                if o.protocol == self.protocol and NH_ID_BASE < o.id <= _NH_ID_LAST:
+                    try:
+                        nexthops += self._nhc.delete(o.id)
+                    except KernelError as e:
+                        log.error("nexthop object delete failed id=%d error=%s", o.id, e)
         tunnels = rules = 0
         if self._tunnels is not None:
             tunnels = len(self._tunnels.cleanup(set()))
@@ -665,4 +868,4 @@ class KernelSyncer:
                 except KernelError as e:
                     if e.errno not in (errno_mod.ENOENT, errno_mod.ESRCH):
                         log.error("overlay rule removal failed cidr=%s error=%s", cidr, e)
-        return routes, tunnels, rules
+        return routes, nexthops, tunnels, rules

@@ -141,11 +141,15 @@ class AgentNode:
                    on_timeout=lambda: json.dumps(self.neighbors(), indent=1) + "\n" + self.log())
 
     def kernel_routes(self, family: str = "-4") -> dict[str, str]:
-        """Routes with kbgp's protocol (17) in the main table: prefix -> 'via X' / 'dev Y'."""
+        """Routes with kbgp's protocol (17) in the main table: prefix -> 'via X' / 'dev Y'.
+        A route over a nexthop object ('nhid N via X dev Y': ip prints the
+        object's gateway and device after its id) reads 'via X dev Y' too."""
         out = self.ns.run(["ip", family, "route", "show", "proto", "17"]).stdout
         routes = {}
         for line in out.splitlines():
             parts = line.split()
+            if len(parts) >= 3 and parts[1] == "nhid":
+                parts = parts[:1] + parts[3:]
             if parts:
                 routes[parts[0]] = " ".join(parts[1:])
         return routes

@@ -625,6 +625,7 @@ def test_tunnel_kernel_step(ns, encap):
     ({"sync_period": 0}, "injected_routes_sync_period: 0 is not a positive"),
     ({"max_batch": 0}, "kernel max_batch: 0 is not a positive integer"),
     ({"overlay": "full"}, "overlay: str is not an OverlayConfig"),
+    ({"nexthop_objects": "yes"}, "kernel nexthop_objects: 'yes' is not True, False or None"),
 ])
 def test_bad_settings_name_the_setting(kwargs, message):
     from kbgp.errors import ConfigError
@@ -649,3 +650,204 @@ def test_one_writer_per_namespace(ns):
         await c.start()
         await c.shutdown(remove_routes=True)
     run(main())
+
+
+# ----------------------------------------------------------------- nexthop objects
+
+def nexthops(ns: Netns) -> dict[int, dict]:
+    """``ip -j nexthop show``: id -> object."""
+    return {n["id"]: n for n in json.loads(ns.ip("-j", "nexthop", "show").stdout or "[]")}
+
+
+def by_gateway(ns: Netns) -> dict[str, int]:
+    return {n["gateway"]: i for i, n in nexthops(ns).items() if "gateway" in n}
+
+
+def test_routes_use_nexthop_objects_and_follow_a_gateway_change(ns):
+    async def main():
+        s = KernelSyncer(netns=ns.name, sync_period=0.3)
+        await s.start()
+        try:
+            s.update(1, {"10.80.0.2": pa("10.100.0.0/24", "10.100.1.0/24")}, None)
+            s.update(2, {"fd00:80::2": pa("fd00:100::/64")}, None)
+            await s.flush()
+            objs = nexthops(ns)
+            assert len(objs) == 2
+            assert all(o["protocol"] == "17" and o["dev"] == "kv0" for o in objs.values())
+            gw = by_gateway(ns)
+            assert set(gw) == {"10.80.0.2", "fd00:80::2"}
+            assert f"nhid {gw['10.80.0.2']} via 10.80.0.2 dev kv0" in \
+                ns.ip("route", "show", "proto", "17").stdout
+            v4 = ours(ns)
+            assert {r["nhid"] for r in v4.values()} == {gw["10.80.0.2"]}
+            assert ours(ns, "-6")["fd00:100::/64"]["nhid"] == gw["fd00:80::2"]
+            assert s.status()["nexthop_objects"] is True
+
+            # a gateway change: one more object, the route moves to it
+            s.update(1, {"10.80.0.3": pa("10.100.0.0/24")}, None)
+            await s.flush()
+            gw = by_gateway(ns)
+            assert set(gw) == {"10.80.0.2", "10.80.0.3", "fd00:80::2"}
+            assert ours(ns)["10.100.0.0/24"]["nhid"] == gw["10.80.0.3"]
+            assert ours(ns)["10.100.1.0/24"]["nhid"] == gw["10.80.0.2"]
+
+            # converged, the last route via 10.80.0.2 withdrawn: its object goes
+            s.converged()
+            s.update(1, {}, pa("10.100.1.0/24"))
+            await s.flush()
+            await wait_for(lambda: "10.80.0.2" not in by_gateway(ns), 5.0, step=0.1)
+            assert set(by_gateway(ns)) == {"10.80.0.3", "fd00:80::2"}
+            assert set(ours(ns)) == {"10.100.0.0/24"}
+
+            # a route via 10.80.0.2 again: its object is made again
+            s.update(1, {"10.80.0.2": pa("10.100.1.0/24")}, None)
+            await s.flush()
+            assert ours(ns)["10.100.1.0/24"]["nhid"] == by_gateway(ns)["10.80.0.2"]
+        finally:
+            await s.shutdown(remove_routes=True)
+    run(main())
+    assert ours(ns) == {} and ours(ns, "-6") == {}
+    assert nexthops(ns) == {}                        # removed after the routes
+
+
+def test_nexthop_object_follows_its_gateway_to_another_device(ns):
+    """The gateway's subnet moves from kv0 to another link (kd0, a veth
+    whose peer kd1 stays in the namespace): the object is replaced in place
+    (same id, new device) and the routes are there."""
+    ns.ip("link", "add", "kd0", "type", "veth", "peer", "name", "kd1")
+    ns.ip("link", "set", "kd1", "up")
+    ns.ip("link", "set", "kd0", "up")
+
+    async def main():
+        s = KernelSyncer(netns=ns.name, sync_period=3600)
+        await s.start()
+        try:
+            s.update(1, {"10.80.0.2": pa("10.100.0.0/24", "10.100.1.0/24")}, None)
+            await s.flush()
+            nhid = by_gateway(ns)["10.80.0.2"]
+            ns.ip("addr", "del", "10.80.0.1/24", "dev", "kv0")
+            ns.ip("addr", "add", "10.80.0.1/24", "dev", "kd0")
+
+            def moved():
+                o = nexthops(ns).get(nhid, {})
+                r = ours(ns)
+                return o.get("dev") == "kd0" and len(r) == 2 and \
+                    all(x.get("nhid") == nhid and x.get("dev") == "kd0" for x in r.values())
+            took = await wait_for(moved, 10.0, step=0.1)
+            print(f"object on kd0 and routes back {took:.2f} s after the address moved")
+            assert len(nexthops(ns)) == 1
+        finally:
+            await s.shutdown(remove_routes=True)
+    run(main())
+
+
+def test_nexthop_routes_are_repaired_after_ip_route_del_and_ip_nexthop_del(ns):
+    async def main():
+        s = KernelSyncer(netns=ns.name, sync_period=0.5)
+        await s.start()
+        try:
+            s.update(1, {"10.80.0.2": pa("10.100.0.0/24", "10.100.1.0/24")}, None)
+            await s.flush()
+            nhid = by_gateway(ns)["10.80.0.2"]
+            ns.ip("route", "del", "10.100.0.0/24", "proto", "17")
+            await wait_for(lambda: ours(ns).get("10.100.0.0/24", {}).get("nhid") == nhid, 5.0)
+            # deleting the object takes its routes with it (the kernel's doing)
+            ns.ip("nexthop", "del", "id", str(nhid))
+            await wait_for(lambda: len(ours(ns)) == 2 and all(
+                r.get("nhid") == by_gateway(ns).get("10.80.0.2") for r in ours(ns).values()),
+                10.0, step=0.1)
+            assert set(nexthops(ns)) == {nhid}        # made again under its id
+            assert s.status()["counters"]["repaired_total"] >= 1
+        finally:
+            await s.shutdown(remove_routes=True)
+    run(main())
+
+
+def test_restart_adopts_nexthop_objects_without_deleting_anything(ns, tmp_path):
+    async def first():
+        s = KernelSyncer(netns=ns.name)
+        await s.start()
+        s.update(1, {"10.80.0.2": pa("10.100.0.0/24", "10.100.1.0/24"),
+                     "10.80.0.3": pa("10.100.2.0/24")}, None)
+        s.update(2, {"fd00:80::2": pa("fd00:100::/64")}, None)
+        await s.flush()
+        await s.shutdown(remove_routes=False)
+    run(first())
+    before = nexthops(ns)
+    assert len(before) == 3 and len(ours(ns)) == 3          # kept by shutdown(False)
+    gw = by_gateway(ns)
+    mon = RouteMonitor(ns, tmp_path / "monitor.txt")
+
+    async def second():
+        s = KernelSyncer(netns=ns.name)
+        await s.start()
+        try:
+            st = s.status()
+            assert (st["adopted"], st["nexthops"]) == (4, 3)
+            s.update(1, {"10.80.0.2": pa("10.100.0.0/24", "10.100.1.0/24")}, None)
+            s.update(2, {"fd00:80::2": pa("fd00:100::/64")}, None)
+            await s.flush()
+            await asyncio.sleep(0.2)
+            assert mon.deleted() == []
+            assert "10.100.0.0/24" not in mon.text()          # nothing rewritten
+            c = s.status()["counters"]
+            assert c.get("routes_added_total", 0) == c.get("routes_replaced_total", 0) == 0
+            assert c.get("nexthop_objects_written_total", 0) == 0
+            assert nexthops(ns) == before
+            s.converged()
+            await s.flush()
+            # the route nobody re-learned and then its object are deleted
+            assert set(ours(ns)) == {"10.100.0.0/24", "10.100.1.0/24"}
+            assert set(nexthops(ns)) == {gw["10.80.0.2"], gw["fd00:80::2"]}
+        finally:
+            await s.shutdown(remove_routes=False)
+    run(second())
+    time.sleep(0.2)
+    deleted = mon.deleted()
+    assert len(deleted) == 1 and deleted[0].startswith("Deleted 10.100.2.0/24")
+
+
+def test_gateway_form_when_nexthop_objects_are_off(ns):
+    async def main():
+        s = KernelSyncer(netns=ns.name, nexthop_objects=False)
+        await s.start()
+        try:
+            s.update(1, {"10.80.0.2": pa("10.100.0.0/24")}, None)
+            s.update(2, {"fd00:80::2": pa("fd00:100::/64")}, None)
+            await s.flush()
+            r4, r6 = ours(ns)["10.100.0.0/24"], ours(ns, "-6")["fd00:100::/64"]
+            assert "nhid" not in r4 and "nhid" not in r6
+            assert (r4["gateway"], r4["dev"], r6["gateway"]) == ("10.80.0.2", "kv0", "fd00:80::2")
+            assert nexthops(ns) == {}
+            assert s.status()["nexthop_objects"] is False
+        finally:
+            await s.shutdown(remove_routes=True)
+    run(main())
+    assert ours(ns) == {}
+
+
+def test_routes_written_over_objects_are_rewritten_in_gateway_form(ns):
+    """From nexthop objects back to the gateway form (nexthop_objects=False
+    after a run with them): the routes are replaced, never deleted, and the
+    objects are left alone (that syncer does not touch them)."""
+    async def first():
+        s = KernelSyncer(netns=ns.name)
+        await s.start()
+        s.update(1, {"10.80.0.2": pa("10.100.0.0/24")}, None)
+        await s.flush()
+        await s.shutdown(remove_routes=False)
+    run(first())
+    assert "nhid" in ours(ns)["10.100.0.0/24"]
+
+    async def second():
+        s = KernelSyncer(netns=ns.name, nexthop_objects=False)
+        await s.start()
+        try:
+            s.update(1, {"10.80.0.2": pa("10.100.0.0/24")}, None)
+            await s.flush()
+            r = ours(ns)["10.100.0.0/24"]
+            assert "nhid" not in r and r["gateway"] == "10.80.0.2"
+        finally:
+            await s.shutdown(remove_routes=True)
+    run(second())
+    assert ours(ns) == {} and len(nexthops(ns)) == 1

@@ -25,6 +25,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 F_REQUEST, F_MULTI, F_ACK = 0x1, 0x2, 0x4
 F_REPLACE, F_EXCL, F_CREATE = 0x100, 0x200, 0x400
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 7, 15
+RTA_NH_ID = 30
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 0, 253, 255
 
 
@@ -51,6 +52,7 @@ def parse(buf: bytes) -> list[dict]:
             "dst": addr[RTA_DST], "gateway": addr[RTA_GATEWAY], "src": addr[RTA_PREFSRC],
             "oif": struct.unpack("=I", attrs[RTA_OIF])[0] if RTA_OIF in attrs else None,
             "table": struct.unpack("=I", attrs[RTA_TABLE])[0] if RTA_TABLE in attrs else None,
+            "nhid": struct.unpack("=I", attrs[RTA_NH_ID])[0] if RTA_NH_ID in attrs else None,
             "len": length,
         })
         off += (length + 3) & ~3
@@ -58,7 +60,7 @@ def parse(buf: bytes) -> list[dict]:
 
 
 def route_msg(prefix: str, *, gateway=None, oif=0, src=None, protocol=17, table=254,
-              mtype=RTM_NEWROUTE, flags=F_MULTI, seq=1, pid=0) -> bytes:
+              mtype=RTM_NEWROUTE, flags=F_MULTI, seq=1, pid=0, nhid=0) -> bytes:
     """A route message as the kernel sends it in a dump or a notification."""
     net = prefix.split("/")
     fam = socket.AF_INET6 if ":" in net[0] else socket.AF_INET
@@ -77,6 +79,8 @@ def route_msg(prefix: str, *, gateway=None, oif=0, src=None, protocol=17, table=
         body += rta(RTA_OIF, struct.pack("=I", oif))
     if src:
         body += rta(RTA_PREFSRC, socket.inet_pton(fam, src))
+    if nhid:
+        body += rta(RTA_NH_ID, struct.pack("=I", nhid))
     return struct.pack("=IHHII", 16 + len(body), mtype, flags, seq, pid) + body
 
 
@@ -287,6 +291,106 @@ def test_reconcile_repairs_missing_and_changed_routes():
     msgs, _ = write(st)
     assert sorted((m["dst"], m["gateway"], bool(m["flags"] & F_REPLACE)) for m in msgs) == [
         ("10.2.0.0", "10.80.0.2", True), ("10.3.0.0", "10.80.0.2", False)]
+
+
+# ----------------------------------------------------------------- nexthop objects
+
+NHID_A, NHID_B = 0x6B620001, 0x6B620002
+
+
+def test_routes_over_a_nexthop_object_carry_rta_nh_id_only():
+    st = RouteState(1, 17, 254)
+    a = st.nexthop("10.80.0.2")
+    st.set_kid(a, NHID_A)
+    assert st.kid_of(a) == NHID_A and st.nexthop_of_kid(NHID_A) == a
+    st.announce(pa("10.1.0.0/24", "10.2.0.0/24"), a)
+    msgs, failures = write(st)
+    assert failures == []
+    assert [(m["dst"], m["nhid"], m["gateway"], m["oif"], m["scope"]) for m in msgs] == [
+        ("10.1.0.0", NHID_A, None, None, RT_SCOPE_UNIVERSE),
+        ("10.2.0.0", NHID_A, None, None, RT_SCOPE_UNIVERSE)]
+    assert all(m["len"] == 16 + 12 + 8 + 8 + 8 for m in msgs)
+    # the object dropped (kernel without it, gateway off-link): the gateway form again
+    st.set_kid(a, 0)
+    assert st.nexthop_of_kid(NHID_A) == 0
+    st.announce(pa("10.3.0.0/24"), a)
+    msgs, _ = write(st)
+    assert [(m["dst"], m["nhid"], m["gateway"]) for m in msgs] == [
+        ("10.3.0.0", None, "10.80.0.2")]
+
+
+def test_ipv6_route_over_a_nexthop_object():
+    st = RouteState(2, 17, 254)
+    a = st.nexthop("fd00:80::2")
+    st.set_kid(a, NHID_B)
+    st.announce(pa("fd00:100::/64"), a)
+    msgs, _ = write(st)
+    assert [(m["dst"], m["dst_len"], m["nhid"], m["gateway"]) for m in msgs] == [
+        ("fd00:100::", 64, NHID_B, None)]
+
+
+def test_dumped_routes_with_nh_id_are_recognised():
+    st = RouteState(1, 17, 254)
+    a, b = st.nexthop("10.80.0.2"), st.nexthop("10.80.0.3")
+    st.set_kid(a, NHID_A)
+    st.set_kid(b, NHID_B)
+    st.announce(pa("10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24", "10.4.0.0/24"), a)
+    write(st)
+    stats = dump(st,
+                 # as written (the kernel adds gateway and device: compat mode)
+                 route_msg("10.1.0.0/24", nhid=NHID_A, gateway="10.80.0.2", oif=2),
+                 route_msg("10.2.0.0/24", nhid=NHID_B, gateway="10.80.0.3", oif=2),  # moved
+                 route_msg("10.3.0.0/24", gateway="10.80.0.2", oif=2),   # gateway form: fine
+                 route_msg("10.4.0.0/24", nhid=77, gateway="10.80.0.2", oif=2))  # not ours
+    assert stats == {"missing": 0, "changed": 2, "unknown": 0}
+    msgs, _ = write(st)
+    assert sorted((m["dst"], m["nhid"], bool(m["flags"] & F_REPLACE)) for m in msgs) == [
+        ("10.2.0.0", NHID_A, True), ("10.4.0.0", NHID_A, True)]
+
+
+def test_adopted_routes_with_nh_id_and_a_restart():
+    """A new state learns the objects first (set_kid), then the dump: the
+    routes are installed over the right next hop and nothing is written."""
+    st = RouteState(1, 17, 254)
+    a = st.nexthop("10.80.0.2")
+    st.set_kid(a, NHID_A)
+    assert dump(st, route_msg("10.1.0.0/24", nhid=NHID_A, gateway="10.80.0.2", oif=2),
+                route_msg("10.9.0.0/24", nhid=NHID_B, gateway="10.80.0.9", oif=2)) == {
+        "missing": 0, "changed": 0, "unknown": 2}
+    assert st.lookup("10.1.0.0/24")[1] == a
+    assert st.nexthop_refs(a) == (0, 1)
+    st.announce(pa("10.1.0.0/24"), a)
+    assert write(st) == ([], [])
+    st.converge()
+    msgs, _ = write(st)
+    assert [(m["type"], m["dst"]) for m in msgs] == [(RTM_DELROUTE, "10.9.0.0")]
+
+
+def test_events_with_nh_id():
+    st = RouteState(1, 17, 254)
+    a, b = st.nexthop("10.80.0.2"), st.nexthop("10.80.0.3")
+    st.set_kid(a, NHID_A)
+    st.set_kid(b, NHID_B)
+    st.announce(pa("10.1.0.0/24"), a)
+    write(st)
+    # our object replaced: the kernel re-announces the route, same id: nothing to do
+    ev = route_msg("10.1.0.0/24", nhid=NHID_A, flags=F_REPLACE, pid=99)
+    assert scan_events(ev, len(ev), 5, st, None) == (0, 0, 0, 0)
+    # someone moved it to another object: written back
+    ev = route_msg("10.1.0.0/24", nhid=NHID_B, flags=F_REPLACE, pid=99)
+    assert scan_events(ev, len(ev), 5, st, None) == (0, 1, 0, 0)
+    msgs, _ = write(st)
+    assert [(m["dst"], m["nhid"]) for m in msgs] == [("10.1.0.0", NHID_A)]
+
+
+def test_a_kid_moves_between_next_hops():
+    st = RouteState(1, 17, 254)
+    a, b = st.nexthop("10.80.0.2"), st.nexthop("10.80.0.3")
+    st.set_kid(a, NHID_A)
+    st.set_kid(b, NHID_A)
+    assert (st.kid_of(a), st.kid_of(b), st.nexthop_of_kid(NHID_A)) == (0, NHID_A, b)
+    with pytest.raises(ValueError, match="unknown next hop id 99"):
+        st.set_kid(99, 1)
 
 
 def test_withdrawn_route_never_comes_back():

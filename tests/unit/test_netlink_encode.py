@@ -72,6 +72,20 @@ def test_ipv6_message_field_by_field():
     assert got[68:76] == struct.pack("=HHI", 8, RTA_TABLE, 1000)
 
 
+def test_route_over_a_nexthop_object():
+    arr = PrefixArray.from_strings(["10.1.2.0/24"])
+    got = encode_routes(24, arr, None, table=254, protocol=17, seq_start=7, nhid=0x6B620001)
+    expected = nlmsg(24, 0x505, 7, rtmsg(socket.AF_INET, 24, 254, 17)
+                     + rta(RTA_DST, socket.inet_aton("10.1.2.0"))
+                     + rta(30, struct.pack("=I", 0x6B620001))
+                     + rta(RTA_TABLE, struct.pack("=I", 254)))
+    assert got == expected
+    with pytest.raises(ValueError, match="nhid: a route over a nexthop object takes neither"):
+        encode_routes(24, arr, "10.80.0.2", nhid=5)
+    with pytest.raises(ValueError, match="nhid"):
+        encode_routes(24, arr, None, ifindex=3, nhid=5)
+
+
 def test_several_messages_and_sequence_numbers():
     arr = PrefixArray.sequence("10.0.0.0/32", 1000)
     got = encode_routes(24, arr, None, seq_start=0xFFFFFFFF - 1, replace=False)
