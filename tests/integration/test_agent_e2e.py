@@ -294,6 +294,13 @@ def test_two_agents_ping_between_pod_addresses(cluster):
         wait_until(lambda: NODES[other][1] in nodes[n].kernel_routes(), 15, f"{n}'s kernel route")
     p = nodes["a"].ns.run(["ping", "-c", "2", "-W", "2", "-I", pod["a"], pod["b"]], check=False)
     assert p.returncode == 0, p.stdout + p.stderr
+    # Without graceful restart, SIGTERM withdraws from the peers and removes
+    # kbgp's kernel routes: a's table holds none of protocol 17, and b drops
+    # a's pod CIDR from its RIB and its kernel table.
+    assert nodes["a"].stop() == 0
+    assert nodes["a"].kernel_routes() == {}
+    wait_pods(nodes["b"], {})
+    wait_until(lambda: NODES["a"][1] not in nodes["b"].kernel_routes(), 10, "b to remove a's pod route")
 
 
 def test_graceful_restart_keeps_kernel_routes_across_sigkill(cluster):
