@@ -320,6 +320,10 @@ def test_graceful_restart_keeps_kernel_routes_across_sigkill(cluster):
     monitor = nodes["a"].ns.popen(["ip", "-4", "monitor", "route"], stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)
+        # A marker route added before the kill: seen in the output, it proves the
+        # monitor was listening before anything could be deleted.
+        nodes["a"].ns.ip("route", "add", "10.254.254.254/32", "dev", nodes["a"].ifname, "proto", "static")
+        time.sleep(0.2)
         nodes["a"].kill()
         time.sleep(2)
         assert set(want) <= set(nodes["a"].kernel_routes()), "routes gone while kbgp was down"
@@ -337,6 +341,7 @@ def test_graceful_restart_keeps_kernel_routes_across_sigkill(cluster):
     finally:
         monitor.terminate()
         out, _ = monitor.communicate(timeout=10)
+    assert "10.254.254.254" in out, "ip monitor was not listening before the kill"
     deleted = [line for line in out.splitlines() if line.startswith("Deleted") and "proto 17" in line]
     # The only deletion ever seen is c's route, after c left the cluster.
     assert all(NODES["c"][1] in line for line in deleted), deleted
