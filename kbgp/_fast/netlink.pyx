@@ -480,6 +480,39 @@ def split_chunks(data, Py_ssize_t max_bytes, Py_ssize_t max_msgs=0):
     return runs
 
 
+cdef uint32_t _dump_step(const uint8_t* p, Py_ssize_t off, Py_ssize_t length, uint32_t seq,
+                         bint* done, bint* route) except 0:
+    """One message of a route dump reply at p[off:length]: check its header,
+    set *done at NLMSG_DONE (or a zero NLMSG_ERROR) of seq, raise OSError for
+    a dump error of seq, and set *route when it is an RTM_NEWROUTE of seq.
+    Returns the message's length (never 0)."""
+    cdef Py_ssize_t left = length - off
+    cdef uint32_t mlen
+    cdef uint16_t mtype
+    cdef int32_t err
+    route[0] = False
+    if left < C_HDRLEN:
+        raise ValueError(f"truncated netlink header at offset {off}")
+    mlen = get32(p + off)
+    if mlen < C_HDRLEN or mlen > left:
+        raise ValueError(f"bad netlink message length {mlen} at offset {off}")
+    if get32(p + off + 8) != seq:
+        return mlen
+    mtype = get16(p + off + 4)
+    if mtype == C_NLMSG_DONE:
+        done[0] = True
+    elif mtype == C_NLMSG_ERROR:
+        if mlen < C_HDRLEN + 4:
+            raise ValueError(f"truncated NLMSG_ERROR at offset {off}")
+        err = <int32_t>get32(p + off + 16)
+        if err != 0:
+            raise OSError(-err, f"route dump failed: {__import__('os').strerror(-err)}")
+        done[0] = True
+    elif mtype == C_NEWROUTE:
+        route[0] = True
+    return mlen
+
+
 def decode_dump(data, Py_ssize_t length, PrefixArray out not None, int protocol,
                 long long table, uint32_t seq):
     """Add to out the destinations of the RTM_NEWROUTE messages in
@@ -491,56 +524,39 @@ def decode_dump(data, Py_ssize_t length, PrefixArray out not None, int protocol,
     if length < 0 or length > view.shape[0]:
         raise ValueError(f"length {length} outside a buffer of {view.shape[0]} bytes")
     cdef const uint8_t* p = &view[0] if view.shape[0] > 0 else NULL
-    cdef Py_ssize_t off = 0, left, ao, aend
+    cdef Py_ssize_t off = 0, ao, aend
     cdef uint32_t mlen, rtable
-    cdef uint16_t mtype, alen_, atyp
-    cdef int32_t err
+    cdef uint16_t alen_, atyp
     cdef int want_family = socket.AF_INET if out.afi == 1 else socket.AF_INET6
     cdef int alen = 4 if out.afi == 1 else 16
     cdef uint8_t dst[16]
     cdef int plen
-    cdef bint done = False
+    cdef bint done = False, route = False
     while off < length:
-        left = length - off
-        if left < C_HDRLEN:
-            raise ValueError(f"truncated netlink header at offset {off}")
-        mlen = get32(p + off)
-        if mlen < C_HDRLEN or mlen > left:
-            raise ValueError(f"bad netlink message length {mlen} at offset {off}")
-        mtype = get16(p + off + 4)
-        if get32(p + off + 8) == seq:
-            if mtype == C_NLMSG_DONE:
-                done = True
-            elif mtype == C_NLMSG_ERROR:
-                if mlen < C_HDRLEN + 4:
-                    raise ValueError(f"truncated NLMSG_ERROR at offset {off}")
-                err = <int32_t>get32(p + off + 16)
-                if err != 0:
-                    raise OSError(-err, f"route dump failed: {__import__('os').strerror(-err)}")
-                done = True
-            elif mtype == C_NEWROUTE and mlen >= C_HDRLEN + C_RTMSG:
-                if p[off + 16] == want_family and (protocol < 0 or p[off + 21] == protocol):
-                    plen = p[off + 17]
-                    rtable = p[off + 20]
-                    memset(dst, 0, 16)
-                    ao = off + C_HDRLEN + C_RTMSG
-                    aend = off + mlen
-                    while ao + 4 <= aend:
-                        alen_ = get16(p + ao)
-                        atyp = get16(p + ao + 2) & C_NLA_TYPE_MASK
-                        if alen_ < 4 or ao + alen_ > aend:
-                            raise ValueError(f"bad route attribute length {alen_} at offset {ao}")
-                        if atyp == C_RTA_DST and alen_ == 4 + alen:
-                            memcpy(dst, p + ao + 4, alen)
-                        elif atyp == C_RTA_TABLE and alen_ == 8:
-                            rtable = get32(p + ao + 4)
-                        ao += align4(alen_)
-                    if (table == 0 or rtable == <uint32_t>table) and plen <= alen * 8:
-                        if out.afi == 1:
-                            out.push4((<uint32_t>dst[0] << 24) | (<uint32_t>dst[1] << 16)
-                                      | (<uint32_t>dst[2] << 8) | dst[3], <uint8_t>plen)
-                        else:
-                            out.push6(get_be64(dst), get_be64(dst + 8), <uint8_t>plen)
+        mlen = _dump_step(p, off, length, seq, &done, &route)
+        if route and mlen >= C_HDRLEN + C_RTMSG:
+            if p[off + 16] == want_family and (protocol < 0 or p[off + 21] == protocol):
+                plen = p[off + 17]
+                rtable = p[off + 20]
+                memset(dst, 0, 16)
+                ao = off + C_HDRLEN + C_RTMSG
+                aend = off + mlen
+                while ao + 4 <= aend:
+                    alen_ = get16(p + ao)
+                    atyp = get16(p + ao + 2) & C_NLA_TYPE_MASK
+                    if alen_ < 4 or ao + alen_ > aend:
+                        raise ValueError(f"bad route attribute length {alen_} at offset {ao}")
+                    if atyp == C_RTA_DST and alen_ == 4 + alen:
+                        memcpy(dst, p + ao + 4, alen)
+                    elif atyp == C_RTA_TABLE and alen_ == 8:
+                        rtable = get32(p + ao + 4)
+                    ao += align4(alen_)
+                if (table == 0 or rtable == <uint32_t>table) and plen <= alen * 8:
+                    if out.afi == 1:
+                        out.push4((<uint32_t>dst[0] << 24) | (<uint32_t>dst[1] << 16)
+                                  | (<uint32_t>dst[2] << 8) | dst[3], <uint8_t>plen)
+                    else:
+                        out.push6(get_be64(dst), get_be64(dst + 8), <uint8_t>plen)
         off += align4(mlen)
     return done
 
@@ -1732,38 +1748,20 @@ cdef class RouteState:
         what kbgp installed is recorded as it is (and rewritten by build())."""
         cdef const uint8_t[::1] view = memoryview(data).cast("B")
         cdef const uint8_t* p
-        cdef Py_ssize_t off = 0, left
+        cdef Py_ssize_t off = 0
         cdef uint32_t mlen
-        cdef uint16_t mtype
-        cdef int32_t err
         cdef RouteMsg m
-        cdef bint done = False
+        cdef bint done = False, route = False
         if length < 0 or length > view.shape[0]:
             raise ValueError(f"length {length} outside a buffer of {view.shape[0]} bytes")
         if length == 0:
             return False
         p = &view[0]
         while off < length:
-            left = length - off
-            if left < C_HDRLEN:
-                raise ValueError(f"truncated netlink header at offset {off}")
-            mlen = get32(p + off)
-            if mlen < C_HDRLEN or mlen > left:
-                raise ValueError(f"bad netlink message length {mlen} at offset {off}")
-            mtype = get16(p + off + 4)
-            if get32(p + off + 8) == seq:
-                if mtype == C_NLMSG_DONE:
-                    done = True
-                elif mtype == C_NLMSG_ERROR:
-                    if mlen < C_HDRLEN + 4:
-                        raise ValueError(f"truncated NLMSG_ERROR at offset {off}")
-                    err = <int32_t>get32(p + off + 16)
-                    if err != 0:
-                        raise OSError(-err, f"route dump failed: {__import__('os').strerror(-err)}")
-                    done = True
-                elif mtype == C_NEWROUTE and _parse_route(p + off, mlen, self.family, &m):
-                    if m.table == self.table and m.protocol == self.protocol:
-                        self._feed_route(&m)
+            mlen = _dump_step(p, off, length, seq, &done, &route)
+            if route and _parse_route(p + off, mlen, self.family, &m):
+                if m.table == self.table and m.protocol == self.protocol:
+                    self._feed_route(&m)
             off += align4(mlen)
         return done
 
