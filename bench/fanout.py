@@ -38,12 +38,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from procstat import proc_cpu, proc_kb, proc_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "bench" / "results"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 TARGET_AS = 64512
 # Where the target listens: on lo, but not in 127/8, which FRR cannot tie to
@@ -69,28 +69,6 @@ def client_address(i: int) -> str:
     return f"127.1.{i // 200}.{i % 200 + 1}"
 
 
-# ====================================================================== /proc
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime of PID in seconds (0 when gone)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = text[text.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_kb(pid: int, key: str) -> int:
-    """A kB field of /proc/PID/status (0 when gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
 
 def listen_drops() -> dict[str, int]:
     """TcpExt ListenOverflows / ListenDrops of this process's network
@@ -104,13 +82,6 @@ def listen_drops() -> dict[str, int]:
             table = dict(zip(head.split()[1:], vals.split()[1:]))
             return {k: int(table.get(k, 0)) for k in ("ListenOverflows", "ListenDrops")}
     return {}
-
-
-def proc_name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
 
 
 # ====================================================================== worker

@@ -56,34 +56,14 @@ from kbgp._fast.wire import PrefixArray
 
 from kbgp.kernel.netlink import RouteSocket, in_netns
 from tests.integration.netns import cleanup_stale, netns_available, route_namespace
+from procstat import proc_cpu, proc_kb  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 FIRST = "10.128.0.0/32"
 GATEWAY = "10.80.0.2"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 RTPROT_BIRD = 12
 _PREFIXES_RE = re.compile(r"Main:.*?Prefixes:\s+(\d+)", re.DOTALL)
 
-
-# ------------------------------------------------------------------ /proc
-
-def proc_cpu(pid: int) -> float:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = text[text.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_hwm_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return 0.0
 
 
 class Counter:
@@ -197,7 +177,7 @@ def run_kbgp(ns, n: int, counter: Counter, base: int, timeout: float) -> dict:
                 raise AssertionError(f"kbgp: {failed} routes failed")
             if phase == "install":
                 check_protocol(ns.name, n, 17)
-        out["peak_rss_mb"] = proc_hwm_mb(child.pid)
+        out["peak_rss_mb"] = round(proc_kb(child.pid, "VmHWM") / 1024, 1)
         child.stdin.write("quit\n")
         child.stdin.flush()
         child.wait(60)
@@ -279,7 +259,7 @@ def run_bird(ns, n: int, counter: Counter, base: int, timeout: float, workdir: P
             out[f"{phase}_cpu_s"] = round(proc_cpu(bird.pid) - cpu0, 2)
             if phase == "install":
                 check_protocol(ns.name, n, RTPROT_BIRD)
-        out["peak_rss_mb"] = proc_hwm_mb(bird.pid)
+        out["peak_rss_mb"] = round(proc_kb(bird.pid, "VmHWM") / 1024, 1)
         return out
     finally:
         bird.kill()

@@ -38,43 +38,14 @@ sys.path.insert(0, str(ROOT))
 from tests.integration.netns import Netns, cleanup_stale, link, netns_available  # noqa: E402
 from tests.integration.daemons import Bird, Frr, Gobgp  # noqa: E402
 from tests.integration.kbgp_driver import Kbgp, kbgp_compiled, kbgp_env  # noqa: E402
+from procstat import proc_cpu, proc_kb, proc_name  # noqa: E402
 
 PEER = ROOT / "bench" / "peer.py"
 RESULTS = ROOT / "bench" / "results"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 FEEDER, TGT_F, TGT_M, MONITOR = "10.70.0.1", "10.70.0.2", "10.71.0.1", "10.71.0.2"
 TARGET_AS, FEEDER_AS, MONITOR_AS = 65000, 65001, 65002
 DRIVERS = {"kbgp": Kbgp, "bird": Bird, "frr": Frr, "gobgp": Gobgp}
 
-
-# ------------------------------------------------------------------ /proc
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime of PID in seconds (0 when gone)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = text[text.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_status(pid: int, key: str) -> int:
-    """A kB field of /proc/PID/status, in bytes (0 when gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def proc_name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
 
 
 # ------------------------------------------------------------------ helpers
@@ -206,8 +177,8 @@ def run_one(target: str, n: int, timeout: float, workroot: Path, shape: str = "r
         pids_after = ns_t.pids()
         allp = sorted(set(pids) | set(pids_after))
         cpu = sum(proc_cpu(p) - cpu0.get(p, 0.0) for p in allp)
-        per = {f"{proc_name(p)}[{p}]": {"hwm_mb": round(proc_status(p, "VmHWM") / 2**20, 1),
-                                        "rss_mb": round(proc_status(p, "VmRSS") / 2**20, 1),
+        per = {f"{proc_name(p)}[{p}]": {"hwm_mb": round(proc_kb(p, "VmHWM") / 1024, 1),
+                                        "rss_mb": round(proc_kb(p, "VmRSS") / 1024, 1),
                                         "cpu_s": round(proc_cpu(p) - cpu0.get(p, 0.0), 3)}
                for p in allp}
         rec["processes"] = per
